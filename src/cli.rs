@@ -1,0 +1,160 @@
+//! The command line: `serve` (the default), `check-config`, `healthcheck`.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+use crate::{config::Settings, startup::Application, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "enate-bridge",
+    version,
+    about = "Enate webhooks in, confirmed CloudEvents in RabbitMQ out"
+)]
+struct Cli {
+    /// TOML configuration file; ENATE_BRIDGE__<SECTION>__<KEY> variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bridge (the default).
+    Serve,
+    /// Load and validate the configuration, print it with secrets redacted.
+    CheckConfig,
+    /// Exit 0 if the running bridge's /readyz says ready, 1 otherwise.
+    Healthcheck {
+        /// The /readyz URL; by default derived from admin.bind.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("enate-bridge: invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::CheckConfig => {
+            print!("{}", settings.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Healthcheck { url } => healthcheck(url.unwrap_or_else(|| readyz_url(&settings))),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("enate-bridge: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let application = Application::build(settings).await?;
+        tracing::info!(
+            ingress_port = application.ingress_port(),
+            admin_port = application.admin_port(),
+            version = env!("CARGO_PKG_VERSION"),
+            "enate-bridge listening"
+        );
+        application.run_until_stopped(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "enate-bridge stopped on an error"
+            );
+            eprintln!("enate-bridge: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM (what container runtimes send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler cannot fail on unix");
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// admin.bind as a URL to reach from the same host: a wildcard address becomes loopback.
+fn readyz_url(settings: &Settings) -> String {
+    let mut address = match settings.admin_addr() {
+        Ok(address) => address,
+        Err(_) => return format!("http://{}/readyz", settings.admin.bind),
+    };
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{address}/readyz")
+}
+
+fn healthcheck(url: String) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("healthcheck: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let answer = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()?;
+        let response = client.get(&url).send().await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        Ok::<_, reqwest::Error>((status, body))
+    });
+    match answer {
+        Ok((status, body)) if status.is_success() => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("healthcheck: {url} answered {status}: {body}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("healthcheck: {url} did not answer: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! Configuration: built-in defaults, then an optional TOML file, then
+//! `ENATE_BRIDGE__<SECTION>__<KEY>` environment variables (lists comma-separated).
+//!
+//! Every struct denies unknown fields, so a typo in a key stops the start with a
+//! message naming it instead of being silently ignored. `config/example.toml`
+//! documents every key; keep it in step with the defaults below.
+
+use std::{fmt, net::SocketAddr, path::Path, str::FromStr};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::routing::RoutingKeyTemplate;
+
+const ENV_PREFIX: &str = "ENATE_BRIDGE";
+/// Keys whose environment value is a comma-separated list.
+const ENV_LIST_KEYS: &[&str] = &["auth.secrets", "amqp.urls"];
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub admin: AdminSettings,
+    pub auth: AuthSettings,
+    pub amqp: AmqpSettings,
+    pub events: EventSettings,
+    pub ingress: IngressSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub header: String,
+    #[serde(serialize_with = "redact_all")]
+    pub secrets: Vec<SecretString>,
+    pub allow_unauthenticated: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpSettings {
+    #[serde(serialize_with = "redact_url_passwords")]
+    pub urls: Vec<SecretString>,
+    pub exchange: String,
+    pub routing_key: String,
+    pub declare_topology: bool,
+    pub quarantine_exchange: String,
+    pub unrouted_exchange: String,
+    pub confirm_timeout_ms: u64,
+    /// Confirm-mode channels publishes are spread over.
+    pub channels: usize,
+    /// Heartbeat asked of the broker, unless the URL sets `?heartbeat=`.
+    pub heartbeat_secs: u16,
+    /// Name shown for the connection in the RabbitMQ management UI.
+    pub connection_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    pub source: String,
+    pub include_raw: bool,
+    pub naive_time_zone: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidPayloadPolicy {
+    /// Publish the body as received to the quarantine exchange and answer 200.
+    Quarantine,
+    /// Answer 422 and publish nothing.
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressSettings {
+    pub invalid_payload: InvalidPayloadPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout_secs: 30,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:9091".into(),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            header: "X-Enate-Secret".into(),
+            secrets: Vec::new(),
+            allow_unauthenticated: false,
+        }
+    }
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self {
+            urls: vec![SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f")],
+            exchange: "enate".into(),
+            routing_key: "{event}.{process_type}.{status}".into(),
+            declare_topology: true,
+            quarantine_exchange: "enate.quarantine".into(),
+            unrouted_exchange: "enate.unrouted".into(),
+            confirm_timeout_ms: 5000,
+            channels: 4,
+            heartbeat_secs: 10,
+            connection_name: "enate-bridge".into(),
+        }
+    }
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            source: "enate-bridge".into(),
+            include_raw: true,
+            naive_time_zone: "UTC".into(),
+        }
+    }
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        Self {
+            invalid_payload: InvalidPayloadPolicy::Quarantine,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that failed to load or validate. The message names the key.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Loads defaults, then `file` (if given), then the process environment, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// As [`Settings::load`], with an explicit environment instead of the process's
+    /// (tests use this so they do not race on global state).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let variables: Vec<(String, String)> = match env {
+            Some(map) => map.into_iter().collect(),
+            None => std::env::vars().collect(),
+        };
+        // Read by hand rather than with `config::Environment`: its list parsing first
+        // turns a value into a number or a boolean, so a secret such as `12345`
+        // could not be given as a list item.
+        for (name, value) in variables {
+            let Some(rest) = name
+                .strip_prefix(ENV_PREFIX)
+                .and_then(|rest| rest.strip_prefix("__"))
+            else {
+                continue;
+            };
+            let key = rest.to_lowercase().replace("__", ".");
+            let overridden = if ENV_LIST_KEYS.contains(&key.as_str()) {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                builder.set_override(&key, items)
+            } else {
+                builder.set_override(&key, value)
+            };
+            builder = overridden.map_err(|error| ConfigError(format!("{name}: {error}")))?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|error| ConfigError(describe_config_error(error)))?;
+        settings
+            .validate()
+            .map_err(|e| ConfigError(format!("{e:#}")))?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: addresses, templates, zones, the secret policy.
+    fn validate(&self) -> anyhow::Result<()> {
+        self.server_addr()?;
+        self.admin_addr()?;
+        if self.server.max_body_bytes == 0 {
+            bail!("server.max_body_bytes must be greater than 0");
+        }
+        actix_web::http::header::HeaderName::from_str(&self.auth.header)
+            .ok()
+            .filter(|_| !self.auth.header.is_empty())
+            .with_context(|| {
+                format!(
+                    "auth.header: {:?} is not a valid header name",
+                    self.auth.header
+                )
+            })?;
+        if let Some(index) = self
+            .auth
+            .secrets
+            .iter()
+            .position(|s| s.expose_secret().trim().is_empty())
+        {
+            bail!("auth.secrets[{index}] is empty (secrets are trimmed before comparing)");
+        }
+        if self.auth.secrets.is_empty() && !self.auth.allow_unauthenticated {
+            bail!(
+                "auth.secrets is empty: set at least one secret (the CustomHeaderValue given to Enate), \
+                 e.g. ENATE_BRIDGE__AUTH__SECRETS=..., or set auth.allow_unauthenticated = true to accept \
+                 every webhook without checking"
+            );
+        }
+        if self.amqp.urls.is_empty() {
+            bail!("amqp.urls is empty: give at least one broker URL");
+        }
+        for (index, url) in self.amqp.urls.iter().enumerate() {
+            lapin::uri::AMQPUri::from_str(url.expose_secret()).map_err(|reason| {
+                anyhow::anyhow!(
+                    "amqp.urls[{index}] ({}) is not an AMQP URL: {reason}",
+                    redact_url(url.expose_secret())
+                )
+            })?;
+        }
+        for (key, name) in [
+            ("amqp.exchange", &self.amqp.exchange),
+            ("amqp.quarantine_exchange", &self.amqp.quarantine_exchange),
+            ("amqp.unrouted_exchange", &self.amqp.unrouted_exchange),
+        ] {
+            if name.is_empty() || name.len() > 255 || name.starts_with("amq.") {
+                bail!("{key}: {name:?} is not a usable exchange name (1-255 bytes, not amq.*)");
+            }
+        }
+        self.routing_key_template()?;
+        if self.amqp.confirm_timeout_ms == 0 {
+            bail!("amqp.confirm_timeout_ms must be greater than 0");
+        }
+        if self.amqp.channels == 0 {
+            bail!("amqp.channels must be at least 1");
+        }
+        if self.events.source.trim().is_empty() {
+            bail!("events.source must not be empty");
+        }
+        self.naive_time_zone()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .with_context(|| format!("log.level: {:?} is not a valid filter", self.log.level))?;
+        Ok(())
+    }
+
+    pub fn server_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_addr("server.bind", &self.server.bind)
+    }
+
+    pub fn admin_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_addr("admin.bind", &self.admin.bind)
+    }
+
+    pub fn routing_key_template(&self) -> anyhow::Result<RoutingKeyTemplate> {
+        RoutingKeyTemplate::parse(&self.amqp.routing_key).context("amqp.routing_key")
+    }
+
+    pub fn naive_time_zone(&self) -> anyhow::Result<jiff::tz::TimeZone> {
+        jiff::tz::TimeZone::get(&self.events.naive_time_zone).with_context(|| {
+            format!(
+                "events.naive_time_zone: {:?} is not an IANA time zone name",
+                self.events.naive_time_zone
+            )
+        })
+    }
+
+    /// The effective configuration as TOML, secrets and URL passwords redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("settings always serialize")
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{key}: {value:?} is not an address like 0.0.0.0:8080"))
+}
+
+/// `config` reports unknown fields without the section; name the full key instead.
+fn describe_config_error(error: config::ConfigError) -> String {
+    let text = error.to_string();
+    match text.split_once("unknown field `") {
+        Some((_, rest)) => {
+            let field = rest.split('`').next().unwrap_or_default();
+            let section = text
+                .rsplit_once("for key `")
+                .map(|(_, key)| key.trim_end_matches(['`', ' ']).to_string());
+            match section {
+                Some(section) if !section.is_empty() => {
+                    format!("unknown configuration key `{section}.{field}` ({text})")
+                }
+                _ => format!("unknown configuration key `{field}` ({text})"),
+            }
+        }
+        None => format!("configuration: {text}"),
+    }
+}
+
+/// Replaces the password of an AMQP URL with `***`, so URLs can be logged and printed.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn redact_all<S: Serializer>(secrets: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(secrets.iter().map(|_| "[redacted]"))
+}
+
+fn redact_url_passwords<S: Serializer>(urls: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(|u| redact_url(u.expose_secret())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_need_a_secret() {
+        let error = Settings::load_from(None, env(&[])).unwrap_err().to_string();
+        assert!(error.contains("auth.secrets"), "{error}");
+    }
+
+    #[test]
+    fn allow_unauthenticated_starts_without_secrets() {
+        let settings = Settings::load_from(
+            None,
+            env(&[("ENATE_BRIDGE__AUTH__ALLOW_UNAUTHENTICATED", "true")]),
+        )
+        .unwrap();
+        assert!(settings.auth.secrets.is_empty());
+        assert_eq!(settings.server.bind, "0.0.0.0:8080");
+        assert_eq!(settings.amqp.exchange, "enate");
+    }
+
+    #[test]
+    fn environment_lists_are_comma_separated() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("ENATE_BRIDGE__AUTH__SECRETS", "one, two"),
+                (
+                    "ENATE_BRIDGE__AMQP__URLS",
+                    "amqp://a:pw@h1:5672/%2f,amqp://a:pw@h2:5672/%2f",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.auth.secrets.len(), 2);
+        assert_eq!(settings.amqp.urls.len(), 2);
+    }
+
+    #[test]
+    fn a_numeric_secret_stays_a_string() {
+        let settings =
+            Settings::load_from(None, env(&[("ENATE_BRIDGE__AUTH__SECRETS", "12345")])).unwrap();
+        assert_eq!(settings.auth.secrets[0].expose_secret(), "12345");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Settings::load_from(
+            None,
+            env(&[
+                ("ENATE_BRIDGE__AUTH__SECRETS", "s"),
+                ("ENATE_BRIDGE__SERVER__BINDD", "x"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("server.bindd"), "{error}");
+
+        let error = Settings::load_from(
+            None,
+            env(&[
+                ("ENATE_BRIDGE__AUTH__SECRETS", "s"),
+                ("ENATE_BRIDGE__SERVR__BIND", "x"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("servr"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("ENATE_BRIDGE__SERVER__BIND", "nonsense", "server.bind"),
+            ("ENATE_BRIDGE__ADMIN__BIND", "nonsense", "admin.bind"),
+            (
+                "ENATE_BRIDGE__AMQP__ROUTING_KEY",
+                "{event}.{colour}",
+                "amqp.routing_key",
+            ),
+            (
+                "ENATE_BRIDGE__EVENTS__NAIVE_TIME_ZONE",
+                "Mars/Olympus",
+                "events.naive_time_zone",
+            ),
+            (
+                "ENATE_BRIDGE__AMQP__URLS",
+                "http://x:secretpw@h/",
+                "amqp.urls[0]",
+            ),
+            (
+                "ENATE_BRIDGE__INGRESS__INVALID_PAYLOAD",
+                "drop",
+                "invalid_payload",
+            ),
+            ("ENATE_BRIDGE__AUTH__HEADER", "bad header", "auth.header"),
+            (
+                "ENATE_BRIDGE__AMQP__CONFIRM_TIMEOUT_MS",
+                "0",
+                "amqp.confirm_timeout_ms",
+            ),
+            ("ENATE_BRIDGE__LOG__FORMAT", "xml", "format"),
+        ];
+        for (key, value, expected) in cases {
+            let error = Settings::load_from(
+                None,
+                env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s"), (key, value)]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(expected), "{key}={value}: {error}");
+            assert!(
+                !error.contains("secretpw"),
+                "{key}={value} leaked a password: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bridge.toml");
+        std::fs::write(
+            &path,
+            "[amqp]\nexchange = \"from-file\"\nrouting_key = \"{status}\"\n[auth]\nsecrets = [\"s\"]\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(
+            Some(&path),
+            env(&[("ENATE_BRIDGE__AMQP__EXCHANGE", "from-env")]),
+        )
+        .unwrap();
+        assert_eq!(settings.amqp.exchange, "from-env");
+        assert_eq!(settings.amqp.routing_key, "{status}");
+
+        std::fs::write(&path, "[amqp]\nexchang = \"typo\"\n").unwrap();
+        let error = Settings::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exchang"), "{error}");
+    }
+
+    #[test]
+    fn redacted_toml_hides_secrets_and_passwords() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("ENATE_BRIDGE__AUTH__SECRETS", "topsecret"),
+                (
+                    "ENATE_BRIDGE__AMQP__URLS",
+                    "amqps://user:hunter2@broker:5671/prod",
+                ),
+            ]),
+        )
+        .unwrap();
+        let text = settings.to_redacted_toml();
+        assert!(
+            !text.contains("topsecret") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(text.contains("amqps://user:***@broker:5671/prod"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn redact_url_forms() {
+        assert_eq!(
+            redact_url("amqp://g:p@h:5672/%2f"),
+            "amqp://g:***@h:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
+        assert_eq!(redact_url("amqp://u@h/"), "amqp://u:***@h/");
+        assert_eq!(redact_url("garbage:pw"), "***");
+    }
+
+    #[test]
+    fn example_file_loads_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let from_file =
+            Settings::load_from(Some(&path), env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s")])).unwrap();
+        let defaults =
+            Settings::load_from(None, env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s")])).unwrap();
+        assert_eq!(from_file.to_redacted_toml(), defaults.to_redacted_toml());
+    }
+}

@@ -1,0 +1,31 @@
+//! enate-bridge: verifies Enate webhooks, normalizes them into CloudEvents and
+//! publishes them to RabbitMQ, answering Enate only once the broker has confirmed.
+//!
+//! A request's path through the modules:
+//!
+//! - `routes`: HTTP handlers; `routes::ingress` receives `POST /webhooks/{webhook}`,
+//!   `routes::admin` serves /metrics, /healthz, /readyz, `routes::rejection` turns
+//!   refusals into status codes;
+//! - `webhook`: the six Enate webhook names; `auth`: the secret header check;
+//! - `payload`: the body split into objects; `normalize`: one object into clean data;
+//!   `event`: the CloudEvents envelope, event id and routing values; `routing`: the
+//!   routing-key template;
+//! - `dispatch`: events into AMQP messages; `amqp`: the connection, confirm channels,
+//!   topology and publishing;
+//! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it.
+
+pub mod amqp;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod event;
+pub mod metrics;
+pub mod normalize;
+pub mod payload;
+pub mod routes;
+pub mod routing;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod webhook;

@@ -1,0 +1,431 @@
+//! Every metric of the bridge, in one registry. Label values come only from
+//! fixed sets (webhook names, outcomes, enum names), so no request can create a
+//! new series. Handles are created once and cached, so counting an event is an
+//! atomic add, not a label lookup.
+//!
+//! The metric names are a contract: dashboards and alerts use them.
+
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::{routing::RoutingValues, webhook::Webhook};
+
+/// How a webhook request ended: the `outcome` label of `enate_bridge_webhooks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Published,
+    Quarantined,
+    Unauthorized,
+    TooLarge,
+    UnknownWebhook,
+    Invalid,
+    Unavailable,
+    /// The sender went away before the body was read.
+    Aborted,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Published,
+        Outcome::Quarantined,
+        Outcome::Unauthorized,
+        Outcome::TooLarge,
+        Outcome::UnknownWebhook,
+        Outcome::Invalid,
+        Outcome::Unavailable,
+        Outcome::Aborted,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Published => "published",
+            Outcome::Quarantined => "quarantined",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::TooLarge => "too_large",
+            Outcome::UnknownWebhook => "unknown_webhook",
+            Outcome::Invalid => "invalid",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Aborted => "aborted",
+        }
+    }
+}
+
+/// Why a publish failed: the `reason` label of `enate_bridge_publish_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    Nack,
+    Returned,
+    Timeout,
+    Disconnected,
+    Blocked,
+    Channel,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 6] = [
+        FailureReason::Nack,
+        FailureReason::Returned,
+        FailureReason::Timeout,
+        FailureReason::Disconnected,
+        FailureReason::Blocked,
+        FailureReason::Channel,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureReason::Nack => "nack",
+            FailureReason::Returned => "returned",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Disconnected => "disconnected",
+            FailureReason::Blocked => "blocked",
+            FailureReason::Channel => "channel",
+        }
+    }
+}
+
+/// The webhook label for a path that names no webhook.
+const UNKNOWN_WEBHOOK: &str = "unknown";
+/// Routing words a process type can take, in label order.
+const PROCESS_TYPES: [&str; 5] = ["case", "ticket", "action", "none", "unknown"];
+/// Routing words a status can take, in label order.
+const STATUSES: [&str; 8] = [
+    "draft",
+    "to_do",
+    "in_progress",
+    "waiting",
+    "resolved",
+    "closed",
+    "none",
+    "unknown",
+];
+
+type PublishedCells = [[[OnceLock<IntCounter>; STATUSES.len()]; PROCESS_TYPES.len()]; 6];
+
+pub struct Metrics {
+    registry: Registry,
+    /// enate_bridge_webhooks_total, by [`Webhook::index`] then [`Outcome::ALL`] position.
+    webhooks: Vec<Vec<IntCounter>>,
+    unknown_webhook: IntCounter,
+    events_published: IntCounterVec,
+    events_published_cells: Box<PublishedCells>,
+    publish_failures: Vec<IntCounter>,
+    pub publish_confirm_seconds: Histogram,
+    request_duration: Vec<Histogram>,
+    pub in_flight_requests: IntGauge,
+    pub amqp_connected: IntGauge,
+    pub amqp_blocked: IntGauge,
+    pub amqp_reconnects: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Latency buckets from half a millisecond (a local confirm) to Enate's patience.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let register = |collector: Box<dyn prometheus::core::Collector>| {
+            registry
+                .register(collector)
+                .expect("metric names are unique and valid");
+        };
+
+        let webhooks_vec = IntCounterVec::new(
+            Opts::new(
+                "enate_bridge_webhooks_total",
+                "Webhook requests received, by webhook and outcome.",
+            ),
+            &["webhook", "outcome"],
+        )
+        .unwrap();
+        let webhooks = Webhook::ALL
+            .iter()
+            .map(|webhook| {
+                Outcome::ALL
+                    .iter()
+                    .map(|outcome| {
+                        webhooks_vec.with_label_values(&[webhook.enate_name(), outcome.label()])
+                    })
+                    .collect()
+            })
+            .collect();
+        let unknown_webhook =
+            webhooks_vec.with_label_values(&[UNKNOWN_WEBHOOK, Outcome::UnknownWebhook.label()]);
+        register(Box::new(webhooks_vec));
+
+        let events_published = IntCounterVec::new(
+            Opts::new(
+                "enate_bridge_events_published_total",
+                "Events confirmed by RabbitMQ, by event, process type and status.",
+            ),
+            &["event", "process_type", "status"],
+        )
+        .unwrap();
+        register(Box::new(events_published.clone()));
+
+        let failures_vec = IntCounterVec::new(
+            Opts::new(
+                "enate_bridge_publish_failures_total",
+                "Publishes that RabbitMQ did not confirm, by reason.",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        let publish_failures = FailureReason::ALL
+            .iter()
+            .map(|reason| failures_vec.with_label_values(&[reason.label()]))
+            .collect();
+        register(Box::new(failures_vec));
+
+        let publish_confirm_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "enate_bridge_publish_confirm_seconds",
+                "Time from publishing a message to RabbitMQ's confirm, in seconds.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .unwrap();
+        register(Box::new(publish_confirm_seconds.clone()));
+
+        let duration_vec = HistogramVec::new(
+            HistogramOpts::new(
+                "enate_bridge_request_duration_seconds",
+                "Time to answer a webhook request, in seconds, by webhook.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["webhook"],
+        )
+        .unwrap();
+        let request_duration = Webhook::ALL
+            .iter()
+            .map(|webhook| duration_vec.with_label_values(&[webhook.enate_name()]))
+            .collect();
+        register(Box::new(duration_vec));
+
+        let gauge = |name: &str, help: &str| {
+            let gauge = IntGauge::new(name, help).unwrap();
+            register(Box::new(gauge.clone()));
+            gauge
+        };
+        let in_flight_requests = gauge(
+            "enate_bridge_in_flight_requests",
+            "Webhook requests being handled now.",
+        );
+        let amqp_connected = gauge(
+            "enate_bridge_amqp_connected",
+            "1 while the connection to RabbitMQ is up and the topology declared, else 0.",
+        );
+        let amqp_blocked = gauge(
+            "enate_bridge_amqp_blocked",
+            "1 while RabbitMQ blocks publishing (connection.blocked, e.g. a memory or disk alarm), else 0.",
+        );
+        let amqp_reconnects = IntCounter::new(
+            "enate_bridge_amqp_reconnects_total",
+            "Connections to RabbitMQ made after the first one.",
+        )
+        .unwrap();
+        register(Box::new(amqp_reconnects.clone()));
+
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "enate_bridge_build_info",
+                "Always 1; the version is in the label.",
+            ),
+            &["version"],
+        )
+        .unwrap();
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        register(Box::new(build_info));
+
+        #[cfg(target_os = "linux")]
+        register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+
+        Self {
+            registry,
+            webhooks,
+            unknown_webhook,
+            events_published,
+            events_published_cells: Box::default(),
+            publish_failures,
+            publish_confirm_seconds,
+            request_duration,
+            in_flight_requests,
+            amqp_connected,
+            amqp_blocked,
+            amqp_reconnects,
+        }
+    }
+
+    /// Counts one request; `None` is a path that names no webhook.
+    pub fn count_webhook(&self, webhook: Option<Webhook>, outcome: Outcome) {
+        match webhook {
+            Some(webhook) => {
+                let position = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+                self.webhooks[webhook.index()][position].inc();
+            }
+            None => self.unknown_webhook.inc(),
+        }
+    }
+
+    pub fn observe_request(&self, webhook: Webhook, elapsed: Duration) {
+        self.request_duration[webhook.index()].observe(elapsed.as_secs_f64());
+    }
+
+    pub fn count_published(&self, routing: &RoutingValues, webhook: Webhook) {
+        let process_type = PROCESS_TYPES
+            .iter()
+            .position(|p| *p == routing.process_type)
+            .unwrap_or(PROCESS_TYPES.len() - 1);
+        let status = STATUSES
+            .iter()
+            .position(|s| *s == routing.status)
+            .unwrap_or(STATUSES.len() - 1);
+        self.events_published_cells[webhook.index()][process_type][status]
+            .get_or_init(|| {
+                self.events_published.with_label_values(&[
+                    webhook.event_name(),
+                    PROCESS_TYPES[process_type],
+                    STATUSES[status],
+                ])
+            })
+            .inc();
+    }
+
+    pub fn count_failure(&self, reason: FailureReason) {
+        let position = FailureReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.publish_failures[position].inc();
+    }
+
+    /// Counts a request as in flight until the guard is dropped, whatever the exit path.
+    pub fn in_flight(&self) -> InFlightGuard<'_> {
+        self.in_flight_requests.inc();
+        InFlightGuard {
+            gauge: &self.in_flight_requests,
+            started: Instant::now(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding of gathered metrics cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct InFlightGuard<'a> {
+    gauge: &'a IntGauge,
+    started: Instant,
+}
+
+impl InFlightGuard<'_> {
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_metric_is_exported() {
+        let metrics = Metrics::new();
+        // A labelled family shows only once it has a series; events_published_total
+        // gets its first when an event is published.
+        metrics.count_published(
+            &RoutingValues {
+                event: "packet_created",
+                process_type: "case",
+                status: "to_do",
+                rag_status: "none",
+                communication_type: "none",
+                started_by_method: "none",
+            },
+            Webhook::PacketCreated,
+        );
+        let text = metrics.render();
+        for name in [
+            "enate_bridge_webhooks_total",
+            "enate_bridge_events_published_total",
+            "enate_bridge_publish_failures_total",
+            "enate_bridge_publish_confirm_seconds",
+            "enate_bridge_request_duration_seconds",
+            "enate_bridge_in_flight_requests",
+            "enate_bridge_amqp_connected",
+            "enate_bridge_amqp_blocked",
+            "enate_bridge_amqp_reconnects_total",
+            "enate_bridge_build_info",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn unknown_routing_words_fall_into_unknown() {
+        let metrics = Metrics::new();
+        let routing = RoutingValues {
+            event: "packet_updated",
+            process_type: "ticket",
+            status: "resolved",
+            rag_status: "none",
+            communication_type: "none",
+            started_by_method: "none",
+        };
+        metrics.count_published(&routing, Webhook::PacketUpdated);
+        metrics.count_published(&routing, Webhook::PacketUpdated);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "enate_bridge_events_published_total{event=\"packet_updated\",process_type=\"ticket\",status=\"resolved\"} 2"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_in_flight_guard_counts_down_on_drop() {
+        let metrics = Metrics::new();
+        {
+            let _a = metrics.in_flight();
+            let _b = metrics.in_flight();
+            assert_eq!(metrics.in_flight_requests.get(), 2);
+        }
+        assert_eq!(metrics.in_flight_requests.get(), 0);
+    }
+}

@@ -1,0 +1,261 @@
+//! Enate's enumerations: codes, the snake_case names workers see, and the
+//! lenient parsing Enate's payloads need (integers, numeric strings, or names
+//! in any casing and separator). Enate adds values over releases, so a code
+//! outside the table is kept as data (`unknown`), never an error.
+
+use serde_json::Value;
+
+use crate::webhook::fold_name;
+
+/// One of Enate's enumerations, with its code-to-name table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnumKind {
+    ProcessType,
+    Status,
+    RagStatus,
+    CommunicationType,
+    StartedByMethod,
+}
+
+impl EnumKind {
+    pub fn table(self) -> &'static [(i64, &'static str)] {
+        match self {
+            EnumKind::ProcessType => &[(1, "case"), (2, "ticket"), (3, "action")],
+            EnumKind::Status => &[
+                (0, "draft"),
+                (1, "to_do"),
+                (2, "in_progress"),
+                (3, "waiting"),
+                (4, "resolved"),
+                (5, "closed"),
+            ],
+            EnumKind::RagStatus => &[
+                (-2, "to_be_determined"),
+                (-1, "overdue"),
+                (0, "due_today"),
+                (1, "due_in_future"),
+            ],
+            EnumKind::CommunicationType => &[
+                (0, "email_outgoing"),
+                (1, "phone_incoming"),
+                (2, "email_incoming"),
+                (3, "ess_comment"),
+                (4, "audit_note"),
+                (5, "phone_outgoing"),
+                (6, "letter_incoming"),
+                (7, "letter_outgoing"),
+            ],
+            EnumKind::StartedByMethod => &[
+                (0, "workflow"),
+                (1, "by_operational_user"),
+                (2, "by_self_service_user"),
+                (3, "by_robot_user"),
+                (4, "by_email"),
+                (5, "from_ticket"),
+                (6, "by_operational_user_in_bulk"),
+                (7, "by_robot_user_in_bulk"),
+                (8, "by_schedule"),
+            ],
+        }
+    }
+}
+
+/// A parsed enumeration value: the name workers route on and the code Enate sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnumValue {
+    /// The snake_case name, or `unknown` for a code or name outside the table.
+    pub name: &'static str,
+    /// The integer code; `None` only when Enate sent a name the table does not know.
+    pub code: Option<i64>,
+}
+
+pub const UNKNOWN: &str = "unknown";
+
+/// What became of an enumeration field.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EnumParse {
+    Absent,
+    Value(EnumValue),
+    /// The value is a type no enumeration can have (an object, a list, a boolean, a fraction).
+    Invalid,
+}
+
+pub fn parse_enum(kind: EnumKind, value: &Value) -> EnumParse {
+    match value {
+        Value::Null => EnumParse::Absent,
+        Value::Number(number) => match number.as_i64().or_else(|| integral_f64(number.as_f64()?)) {
+            Some(code) => EnumParse::Value(from_code(kind, code)),
+            None => EnumParse::Invalid,
+        },
+        Value::String(text) => {
+            let text = text.trim();
+            if text.is_empty() {
+                return EnumParse::Absent;
+            }
+            if let Ok(code) = text.parse::<i64>() {
+                return EnumParse::Value(from_code(kind, code));
+            }
+            let folded = fold_name(text);
+            let known = kind
+                .table()
+                .iter()
+                .find(|(_, name)| fold_name(name) == folded);
+            EnumParse::Value(match known {
+                Some(&(code, name)) => EnumValue {
+                    name,
+                    code: Some(code),
+                },
+                None => EnumValue {
+                    name: UNKNOWN,
+                    code: None,
+                },
+            })
+        }
+        Value::Bool(_) | Value::Array(_) | Value::Object(_) => EnumParse::Invalid,
+    }
+}
+
+fn from_code(kind: EnumKind, code: i64) -> EnumValue {
+    let name = kind
+        .table()
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or(UNKNOWN, |&(_, name)| name);
+    EnumValue {
+        name,
+        code: Some(code),
+    }
+}
+
+pub(crate) fn integral_f64(value: f64) -> Option<i64> {
+    (value.fract() == 0.0 && value.abs() < 9.0e15).then_some(value as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ALL: [EnumKind; 5] = [
+        EnumKind::ProcessType,
+        EnumKind::Status,
+        EnumKind::RagStatus,
+        EnumKind::CommunicationType,
+        EnumKind::StartedByMethod,
+    ];
+
+    fn value(name: &'static str, code: i64) -> EnumParse {
+        EnumParse::Value(EnumValue {
+            name,
+            code: Some(code),
+        })
+    }
+
+    #[test]
+    fn every_code_and_name_in_every_form() {
+        for kind in ALL {
+            for &(code, name) in kind.table() {
+                let pascal: String = name
+                    .split('_')
+                    .map(|w| w[..1].to_uppercase() + &w[1..])
+                    .collect();
+                let spaced = name.replace('_', " ");
+                let forms = [
+                    json!(code),
+                    json!(code as f64),
+                    json!(code.to_string()),
+                    json!(format!(" {code} ")),
+                    json!(name),
+                    json!(pascal),
+                    json!(pascal.to_uppercase()),
+                    json!(spaced),
+                    json!(name.to_uppercase()),
+                ];
+                for form in forms {
+                    assert_eq!(
+                        parse_enum(kind, &form),
+                        value(name, code),
+                        "{kind:?} {form}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn enate_display_names() {
+        assert_eq!(
+            parse_enum(EnumKind::Status, &json!("To Do")),
+            value("to_do", 1)
+        );
+        assert_eq!(
+            parse_enum(EnumKind::Status, &json!("In_Progress")),
+            value("in_progress", 2)
+        );
+        assert_eq!(
+            parse_enum(EnumKind::Status, &json!("InProgress")),
+            value("in_progress", 2)
+        );
+        assert_eq!(
+            parse_enum(EnumKind::CommunicationType, &json!("ESSComment")),
+            value("ess_comment", 3)
+        );
+        assert_eq!(
+            parse_enum(EnumKind::RagStatus, &json!("ToBeDetermined")),
+            value("to_be_determined", -2)
+        );
+    }
+
+    #[test]
+    fn unknown_codes_are_kept() {
+        for (kind, code) in [
+            (EnumKind::ProcessType, 4),
+            (EnumKind::ProcessType, 0),
+            (EnumKind::Status, 6),
+            (EnumKind::Status, -1),
+            (EnumKind::RagStatus, 2),
+            (EnumKind::CommunicationType, 8),
+            (EnumKind::StartedByMethod, 99),
+        ] {
+            assert_eq!(
+                parse_enum(kind, &json!(code)),
+                value(UNKNOWN, code),
+                "{kind:?} {code}"
+            );
+            assert_eq!(
+                parse_enum(kind, &json!(code.to_string())),
+                value(UNKNOWN, code),
+                "{kind:?} {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_have_no_code() {
+        assert_eq!(
+            parse_enum(EnumKind::Status, &json!("Escalated")),
+            EnumParse::Value(EnumValue {
+                name: UNKNOWN,
+                code: None
+            })
+        );
+    }
+
+    #[test]
+    fn absent_and_invalid() {
+        for absent in [json!(null), json!(""), json!("   ")] {
+            assert_eq!(
+                parse_enum(EnumKind::Status, &absent),
+                EnumParse::Absent,
+                "{absent}"
+            );
+        }
+        for invalid in [json!({"a": 1}), json!([1]), json!(true), json!(1.5)] {
+            assert_eq!(
+                parse_enum(EnumKind::Status, &invalid),
+                EnumParse::Invalid,
+                "{invalid}"
+            );
+        }
+    }
+}

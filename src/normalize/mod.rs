@@ -1,0 +1,515 @@
+//! Turns one raw Enate object into the `data` of the event workers consume:
+//! every documented field present (null when absent), enums as names and codes,
+//! GUIDs and dates in one form, unknown keys kept under `extra`, and anything
+//! the bridge had to guess about listed under `warnings`.
+
+pub mod enums;
+pub mod fields;
+
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::webhook::fold_name;
+use enums::{EnumKind, EnumParse, EnumValue, parse_enum};
+use fields::Invalid;
+
+/// What normalization needs beyond the object itself.
+#[derive(Debug, Clone)]
+pub struct NormalizeOptions {
+    pub naive_time_zone: TimeZone,
+    pub include_raw: bool,
+}
+
+/// The payload cannot become an event: a known field has a type it can never have.
+/// The reason names the field (never its value), so it is safe to return and log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPayload(pub String);
+
+/// The documented fields of Enate's webhook bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Guid,
+    PacketGuid,
+    Reference,
+    Title,
+    Name,
+    Status,
+    ProcessType,
+    ProcessTypeName,
+    RagStatus,
+    DueDate,
+    ResolvedOn,
+    CustomerName,
+    SupplierName,
+    ContractName,
+    ServiceName,
+    ServiceLineName,
+    StartedByMethod,
+    CommunicationType,
+    Sender,
+    From,
+    Cc,
+    Subject,
+    AttachmentCount,
+}
+
+impl Field {
+    /// Keys are matched after [`fold_name`]: any casing, `_`, `-` or space ignored.
+    fn from_key(key: &str) -> Option<Field> {
+        Some(match fold_name(key).as_str() {
+            "guid" => Field::Guid,
+            "packetguid" => Field::PacketGuid,
+            "reference" => Field::Reference,
+            "title" => Field::Title,
+            "name" => Field::Name,
+            "status" => Field::Status,
+            "processtype" => Field::ProcessType,
+            "processtypename" => Field::ProcessTypeName,
+            "ragstatus" => Field::RagStatus,
+            "duedate" => Field::DueDate,
+            "resolvedon" => Field::ResolvedOn,
+            "customername" => Field::CustomerName,
+            "suppliername" => Field::SupplierName,
+            "contractname" => Field::ContractName,
+            "servicename" => Field::ServiceName,
+            "servicelinename" => Field::ServiceLineName,
+            "startedbymethod" => Field::StartedByMethod,
+            "communicationtype" => Field::CommunicationType,
+            "sender" => Field::Sender,
+            "from" => Field::From,
+            "cc" => Field::Cc,
+            "subject" => Field::Subject,
+            "attachmentcount" => Field::AttachmentCount,
+            _ => return None,
+        })
+    }
+
+    /// The name in `data`, used in warnings and reasons too.
+    fn data_name(self) -> &'static str {
+        match self {
+            Field::Guid => "guid",
+            Field::PacketGuid => "packet_guid",
+            Field::Reference => "reference",
+            Field::Title => "title",
+            Field::Name => "name",
+            Field::Status => "status",
+            Field::ProcessType => "process_type",
+            Field::ProcessTypeName => "process_type_name",
+            Field::RagStatus => "rag_status",
+            Field::DueDate => "due_date",
+            Field::ResolvedOn => "resolved_on",
+            Field::CustomerName => "customer_name",
+            Field::SupplierName => "supplier_name",
+            Field::ContractName => "contract_name",
+            Field::ServiceName => "service_name",
+            Field::ServiceLineName => "service_line_name",
+            Field::StartedByMethod => "started_by_method",
+            Field::CommunicationType => "communication_type",
+            Field::Sender => "sender",
+            Field::From => "from",
+            Field::Cc => "cc",
+            Field::Subject => "subject",
+            Field::AttachmentCount => "attachment_count",
+        }
+    }
+}
+
+/// The `data` of a normalized event. Field order here is the order in the JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EventData {
+    pub guid: Option<String>,
+    pub packet_guid: Option<String>,
+    pub reference: Option<String>,
+    pub title: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<&'static str>,
+    pub status_code: Option<i64>,
+    pub process_type: Option<&'static str>,
+    pub process_type_code: Option<i64>,
+    pub process_type_name: Option<String>,
+    pub rag_status: Option<&'static str>,
+    pub rag_status_code: Option<i64>,
+    pub due_date: Option<String>,
+    pub resolved_on: Option<String>,
+    pub customer_name: Option<String>,
+    pub supplier_name: Option<String>,
+    pub contract_name: Option<String>,
+    pub service_name: Option<String>,
+    pub service_line_name: Option<String>,
+    pub started_by_method: Option<&'static str>,
+    pub started_by_method_code: Option<i64>,
+    pub communication_type: Option<&'static str>,
+    pub communication_type_code: Option<i64>,
+    pub sender: Option<String>,
+    pub from: Option<String>,
+    pub cc: Option<Vec<String>>,
+    pub subject: Option<String>,
+    pub attachment_count: Option<i64>,
+    pub extra: Map<String, Value>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
+}
+
+/// Normalizes one object. Consumes it so `raw` can keep it without a copy.
+pub fn normalize(
+    object: Map<String, Value>,
+    options: &NormalizeOptions,
+) -> Result<EventData, InvalidPayload> {
+    let mut data = EventData::default();
+    // Fields already met, and those met with a value: `Status` and `status` in one
+    // object are the same field, and the first non-null one wins.
+    let mut seen: Vec<Field> = Vec::new();
+    let mut given: Vec<Field> = Vec::new();
+    for (key, value) in &object {
+        let Some(field) = Field::from_key(key) else {
+            data.extra.insert(key.clone(), value.clone());
+            continue;
+        };
+        if seen.contains(&field) {
+            data.warnings.push(format!(
+                "{}: given more than once (keys differ only in case), the first value kept",
+                field.data_name()
+            ));
+            if given.contains(&field) || value.is_null() {
+                continue;
+            }
+        } else {
+            seen.push(field);
+        }
+        apply(&mut data, field, value, options)?;
+        if !value.is_null() {
+            given.push(field);
+        }
+    }
+    if options.include_raw {
+        data.raw = Some(Value::Object(object));
+    }
+    Ok(data)
+}
+
+fn apply(
+    data: &mut EventData,
+    field: Field,
+    value: &Value,
+    options: &NormalizeOptions,
+) -> Result<(), InvalidPayload> {
+    let name = field.data_name();
+    let invalid =
+        |Invalid(what): Invalid| InvalidPayload(format!("{name}: {what} is not a valid {name}"));
+    let warnings = &mut data.warnings;
+    match field {
+        Field::Guid => data.guid = fields::guid(value, warnings, name).map_err(invalid)?,
+        Field::PacketGuid => {
+            data.packet_guid = fields::guid(value, warnings, name).map_err(invalid)?
+        }
+        Field::Reference => data.reference = fields::text(value).map_err(invalid)?,
+        Field::Title => data.title = fields::text(value).map_err(invalid)?,
+        Field::Name => data.name = fields::text(value).map_err(invalid)?,
+        Field::ProcessTypeName => data.process_type_name = fields::text(value).map_err(invalid)?,
+        Field::CustomerName => data.customer_name = fields::text(value).map_err(invalid)?,
+        Field::SupplierName => data.supplier_name = fields::text(value).map_err(invalid)?,
+        Field::ContractName => data.contract_name = fields::text(value).map_err(invalid)?,
+        Field::ServiceName => data.service_name = fields::text(value).map_err(invalid)?,
+        Field::ServiceLineName => data.service_line_name = fields::text(value).map_err(invalid)?,
+        Field::Sender => data.sender = fields::text(value).map_err(invalid)?,
+        Field::From => data.from = fields::text(value).map_err(invalid)?,
+        Field::Subject => data.subject = fields::text(value).map_err(invalid)?,
+        Field::DueDate => {
+            data.due_date =
+                fields::date(value, &options.naive_time_zone, warnings, name).map_err(invalid)?
+        }
+        Field::ResolvedOn => {
+            data.resolved_on =
+                fields::date(value, &options.naive_time_zone, warnings, name).map_err(invalid)?
+        }
+        Field::Cc => data.cc = fields::cc_list(value).map_err(invalid)?,
+        Field::AttachmentCount => {
+            data.attachment_count = fields::count(value, warnings, name).map_err(invalid)?
+        }
+        Field::Status => {
+            (data.status, data.status_code) = enum_field(EnumKind::Status, value, warnings, name)?
+        }
+        Field::ProcessType => {
+            (data.process_type, data.process_type_code) =
+                enum_field(EnumKind::ProcessType, value, warnings, name)?
+        }
+        Field::RagStatus => {
+            (data.rag_status, data.rag_status_code) =
+                enum_field(EnumKind::RagStatus, value, warnings, name)?
+        }
+        Field::StartedByMethod => {
+            (data.started_by_method, data.started_by_method_code) =
+                enum_field(EnumKind::StartedByMethod, value, warnings, name)?
+        }
+        Field::CommunicationType => {
+            (data.communication_type, data.communication_type_code) =
+                enum_field(EnumKind::CommunicationType, value, warnings, name)?
+        }
+    }
+    Ok(())
+}
+
+fn enum_field(
+    kind: EnumKind,
+    value: &Value,
+    warnings: &mut Vec<String>,
+    name: &str,
+) -> Result<(Option<&'static str>, Option<i64>), InvalidPayload> {
+    match parse_enum(kind, value) {
+        EnumParse::Absent => Ok((None, None)),
+        EnumParse::Value(EnumValue { name: found, code }) => {
+            if found == enums::UNKNOWN {
+                warnings.push(match code {
+                    Some(code) => {
+                        format!("{name}: code {code} is not a known {name}, kept as unknown")
+                    }
+                    None => format!("{name}: not a known {name} name, kept as unknown"),
+                });
+            }
+            Ok((Some(found), code))
+        }
+        EnumParse::Invalid => Err(InvalidPayload(format!(
+            "{name}: {} is not a valid {name}",
+            describe_type(value)
+        ))),
+    }
+}
+
+fn describe_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a fraction",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn options() -> NormalizeOptions {
+        NormalizeOptions {
+            naive_time_zone: TimeZone::UTC,
+            include_raw: true,
+        }
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_packet_from_enate_documentation() {
+        let raw = json!({
+            "GUID": "A1B2C3D4-0000-4000-8000-000000000001",
+            "Reference": "202234-C",
+            "Title": "  Onboard Jane ",
+            "Status": 2,
+            "DueDate": "2024-06-01T17:00:00",
+            "RAGStatus": -1,
+            "ProcessType": 1,
+            "ProcessTypeName": "Start Employee",
+            "CustomerName": "Acme",
+            "SupplierName": "",
+            "ContractName": "Payroll",
+            "ServiceName": "HR",
+            "ServiceLineName": "Onboarding",
+            "StartedByMethod": 4,
+            "ResolvedOn": null,
+            "TenantCode": "X1"
+        });
+        let data = normalize(object(raw.clone()), &options()).unwrap();
+        assert_eq!(
+            data.guid.as_deref(),
+            Some("a1b2c3d4-0000-4000-8000-000000000001")
+        );
+        assert_eq!(data.reference.as_deref(), Some("202234-C"));
+        assert_eq!(data.title.as_deref(), Some("Onboard Jane"));
+        assert_eq!(
+            (data.status, data.status_code),
+            (Some("in_progress"), Some(2))
+        );
+        assert_eq!(
+            (data.process_type, data.process_type_code),
+            (Some("case"), Some(1))
+        );
+        assert_eq!(data.process_type_name.as_deref(), Some("Start Employee"));
+        assert_eq!(
+            (data.rag_status, data.rag_status_code),
+            (Some("overdue"), Some(-1))
+        );
+        assert_eq!(
+            (data.started_by_method, data.started_by_method_code),
+            (Some("by_email"), Some(4))
+        );
+        assert_eq!(data.due_date.as_deref(), Some("2024-06-01T17:00:00Z"));
+        assert_eq!(data.supplier_name, None);
+        assert_eq!(data.resolved_on, None);
+        assert_eq!(data.extra, object(json!({"TenantCode": "X1"})));
+        assert!(data.warnings.is_empty(), "{:?}", data.warnings);
+        assert_eq!(data.raw, Some(raw));
+    }
+
+    #[test]
+    fn every_field_is_always_present_in_json() {
+        let data = normalize(Map::new(), &options()).unwrap();
+        let json = serde_json::to_value(&data).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "guid",
+                "packet_guid",
+                "reference",
+                "title",
+                "name",
+                "status",
+                "status_code",
+                "process_type",
+                "process_type_code",
+                "process_type_name",
+                "rag_status",
+                "rag_status_code",
+                "due_date",
+                "resolved_on",
+                "customer_name",
+                "supplier_name",
+                "contract_name",
+                "service_name",
+                "service_line_name",
+                "started_by_method",
+                "started_by_method_code",
+                "communication_type",
+                "communication_type_code",
+                "sender",
+                "from",
+                "cc",
+                "subject",
+                "attachment_count",
+                "extra",
+                "warnings",
+                "raw"
+            ]
+        );
+    }
+
+    #[test]
+    fn raw_is_left_out_when_not_wanted() {
+        let options = NormalizeOptions {
+            include_raw: false,
+            ..options()
+        };
+        let json = serde_json::to_value(normalize(Map::new(), &options).unwrap()).unwrap();
+        assert!(json.get("raw").is_none());
+    }
+
+    #[test]
+    fn keys_match_in_any_case() {
+        for key in [
+            "StartedbyMethod",
+            "StartedByMethod",
+            "startedbymethod",
+            "STARTEDBYMETHOD",
+            "started_by_method",
+        ] {
+            let data = normalize(object(json!({ key: 3 })), &options()).unwrap();
+            assert_eq!(data.started_by_method, Some("by_robot_user"), "{key}");
+            assert!(data.extra.is_empty(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_communication() {
+        let data = normalize(
+            object(json!({
+                "GUID": "{11111111-2222-3333-4444-555555555555}",
+                "PacketGUID": "AAAAAAAABBBBCCCCDDDDEEEEEEEEEEEE",
+                "Sender": "jane@acme.com",
+                "From": "jane@acme.com",
+                "CC": "a@acme.com; b@acme.com",
+                "Subject": "Re: payroll",
+                "AttachmentCount": "2",
+                "CommunicationType": "EmailIncoming"
+            })),
+            &options(),
+        )
+        .unwrap();
+        assert_eq!(
+            data.guid.as_deref(),
+            Some("11111111-2222-3333-4444-555555555555")
+        );
+        assert_eq!(
+            data.packet_guid.as_deref(),
+            Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+        );
+        assert_eq!(
+            data.cc,
+            Some(vec!["a@acme.com".into(), "b@acme.com".into()])
+        );
+        assert_eq!(data.attachment_count, Some(2));
+        assert_eq!(
+            (data.communication_type, data.communication_type_code),
+            (Some("email_incoming"), Some(2))
+        );
+        assert_eq!(data.from.as_deref(), Some("jane@acme.com"));
+    }
+
+    #[test]
+    fn unknown_codes_are_kept_with_a_warning() {
+        let data = normalize(
+            object(json!({"Status": 9, "ProcessType": "Project"})),
+            &options(),
+        )
+        .unwrap();
+        assert_eq!((data.status, data.status_code), (Some("unknown"), Some(9)));
+        assert_eq!(
+            (data.process_type, data.process_type_code),
+            (Some("unknown"), None)
+        );
+        assert_eq!(data.warnings.len(), 2, "{:?}", data.warnings);
+    }
+
+    #[test]
+    fn impossible_types_are_invalid_and_name_the_field() {
+        let cases = [
+            (json!({"Status": {"code": 2}}), "status"),
+            (json!({"ProcessType": [1]}), "process_type"),
+            (json!({"GUID": 12}), "guid"),
+            (json!({"Title": {"a": 1}}), "title"),
+            (json!({"DueDate": []}), "due_date"),
+            (json!({"CC": {"to": "x"}}), "cc"),
+            (json!({"AttachmentCount": true}), "attachment_count"),
+            (json!({"RAGStatus": 0.5}), "rag_status"),
+        ];
+        for (input, field) in cases {
+            let InvalidPayload(reason) = normalize(object(input.clone()), &options()).unwrap_err();
+            assert!(
+                reason.starts_with(&format!("{field}:")),
+                "{input}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_of_duplicate_keys_wins() {
+        let data = normalize(object(json!({"Status": 4, "status": 1})), &options()).unwrap();
+        assert_eq!(data.status, Some("resolved"));
+        assert_eq!(data.warnings.len(), 1);
+        let data = normalize(object(json!({"Status": null, "status": 1})), &options()).unwrap();
+        assert_eq!(data.status, Some("to_do"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The request body as Enate sent it: one JSON object, or an array of objects
+//! (one event each). Each object keeps its exact bytes, because the event id is
+//! derived from them (an Enate retry of the same delivery gets the same id).
+
+use serde_json::{Map, Value, value::RawValue};
+
+use crate::normalize::InvalidPayload;
+
+/// One object of the body: its bytes as received and its parsed keys.
+#[derive(Debug)]
+pub struct RawObject<'a> {
+    pub bytes: &'a [u8],
+    pub object: Map<String, Value>,
+}
+
+/// Splits the body into its objects, or says why it cannot be events.
+pub fn split_body(body: &[u8]) -> Result<Vec<RawObject<'_>>, InvalidPayload> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| InvalidPayload("the body is not UTF-8 text".into()))?;
+    let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{feff}');
+    match trimmed.as_bytes().first() {
+        Some(b'{') => Ok(vec![RawObject {
+            bytes: trimmed.as_bytes(),
+            object: parse_object(trimmed)?,
+        }]),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(trimmed).map_err(|e| {
+                InvalidPayload(format!(
+                    "the body is not valid JSON ({})",
+                    e.classify_name()
+                ))
+            })?;
+            if items.is_empty() {
+                return Err(InvalidPayload("the body is an empty array".into()));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    let text = item.get();
+                    if !text.starts_with('{') {
+                        return Err(InvalidPayload(format!(
+                            "item {index} of the array is not a JSON object"
+                        )));
+                    }
+                    Ok(RawObject {
+                        bytes: text.as_bytes(),
+                        object: parse_object(text)?,
+                    })
+                })
+                .collect()
+        }
+        None => Err(InvalidPayload("the body is empty".into())),
+        Some(_) => match serde_json::from_str::<Value>(trimmed) {
+            Ok(_) => Err(InvalidPayload(
+                "the body is JSON but neither an object nor an array of objects".into(),
+            )),
+            Err(e) => Err(InvalidPayload(format!(
+                "the body is not valid JSON ({})",
+                e.classify_name()
+            ))),
+        },
+    }
+}
+
+fn parse_object(text: &str) -> Result<Map<String, Value>, InvalidPayload> {
+    serde_json::from_str(text).map_err(|e| {
+        InvalidPayload(format!(
+            "the body is not valid JSON ({})",
+            e.classify_name()
+        ))
+    })
+}
+
+/// A short, value-free name for a JSON error, safe to return to the sender.
+trait ClassifyName {
+    fn classify_name(&self) -> String;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> String {
+        format!(
+            "{:?} error at line {} column {}",
+            self.classify(),
+            self.line(),
+            self.column()
+        )
+        .to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_object_keeps_its_trimmed_bytes() {
+        let body = b"\n  {\"GUID\": \"x\"}\n";
+        let objects = split_body(body).unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].bytes, b"{\"GUID\": \"x\"}");
+        assert_eq!(objects[0].object["GUID"], "x");
+    }
+
+    #[test]
+    fn an_array_gives_one_object_each_with_its_own_bytes() {
+        let body = br#"[ {"a":1} , {"b": 2} ]"#;
+        let objects = split_body(body).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0].bytes, br#"{"a":1}"#);
+        assert_eq!(objects[1].bytes, br#"{"b": 2}"#);
+    }
+
+    #[test]
+    fn what_is_not_an_object_or_array_of_objects_is_invalid() {
+        let cases: [(&[u8], &str); 9] = [
+            (b"", "empty"),
+            (b"   ", "empty"),
+            (b"not json", "not valid JSON"),
+            (b"{\"a\":", "not valid JSON"),
+            (b"42", "neither an object"),
+            (b"\"text\"", "neither an object"),
+            (b"[]", "empty array"),
+            (b"[{\"a\":1}, 2]", "item 1"),
+            (b"\xff\xfe", "not UTF-8"),
+        ];
+        for (body, reason) in cases {
+            let InvalidPayload(text) = split_body(body).unwrap_err();
+            assert!(
+                text.contains(reason),
+                "{:?}: {text}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_is_invalid() {
+        assert!(split_body(b"{\"a\":1} trailing").is_err());
+        assert!(split_body(b"[{\"a\":1}] x").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! `POST /webhooks/{webhook}`: the URL given to Enate as SubscriberURL.
+//!
+//! Order matters: the webhook name, then authenticity (before reading a byte of
+//! the body), then the body within its limit, then parsing, then publishing.
+//! A 200 is sent only once RabbitMQ has confirmed every event of the request.
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::header::{CONTENT_LENGTH, CONTENT_TYPE},
+    web,
+};
+use futures::StreamExt;
+use jiff::Timestamp;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::rejection::Rejection;
+use crate::{
+    config::InvalidPayloadPolicy,
+    dispatch::{Quarantined, publish_events, publish_quarantined},
+    event::event_id,
+    metrics::Outcome,
+    normalize::InvalidPayload,
+    payload::split_body,
+    state::AppState,
+    webhook::Webhook,
+};
+
+/// The 200 answer: the events are safe.
+#[derive(Serialize)]
+struct Accepted {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_ids: Option<Vec<Uuid>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip)]
+    outcome: Outcome,
+}
+
+pub async fn receive_webhook(
+    request: HttpRequest,
+    name: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let in_flight = state.metrics.in_flight();
+    let webhook = Webhook::from_path_segment(&name);
+    let result = match webhook {
+        Some(webhook) => handle(webhook, &request, payload, &state).await,
+        None => Err(Rejection::UnknownWebhook),
+    };
+    let elapsed = in_flight.elapsed();
+    let (response, outcome, event_ids) = match result {
+        Ok(accepted) => (
+            HttpResponse::Ok().json(&accepted),
+            accepted.outcome,
+            accepted.event_ids.unwrap_or_default(),
+        ),
+        Err(rejection) => (rejection.error_response(), rejection.outcome(), Vec::new()),
+    };
+    state.metrics.count_webhook(webhook, outcome);
+    if let Some(webhook) = webhook {
+        state.metrics.observe_request(webhook, elapsed);
+    }
+    tracing::info!(
+        webhook = webhook.map_or("unknown", Webhook::enate_name),
+        event_ids = ?event_ids,
+        outcome = outcome.label(),
+        status = response.status().as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "webhook handled"
+    );
+    response
+}
+
+async fn handle(
+    webhook: Webhook,
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Accepted, Rejection> {
+    let received = Timestamp::now();
+    if !state.auth.is_authentic(request.headers()) {
+        return Err(Rejection::Unauthorized {
+            header: state.auth.header_name().to_string(),
+        });
+    }
+    let body = read_body(request, payload, state.max_body_bytes).await?;
+    let events = split_body(&body).and_then(|objects| {
+        objects
+            .into_iter()
+            .map(|raw| state.events.build(webhook, raw, received))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match events {
+        Ok(events) => {
+            publish_events(&state.broker, &state.destinations, &events)
+                .await
+                .map_err(Rejection::Unavailable)?;
+            Ok(Accepted {
+                status: "published",
+                event_ids: Some(events.iter().map(|event| event.id).collect()),
+                reason: None,
+                outcome: Outcome::Published,
+            })
+        }
+        Err(InvalidPayload(reason)) => match state.invalid_payload {
+            InvalidPayloadPolicy::Reject => Err(Rejection::Invalid(reason)),
+            InvalidPayloadPolicy::Quarantine => {
+                let quarantined = Quarantined {
+                    id: event_id(webhook, &body),
+                    webhook,
+                    reason: &reason,
+                    body: &body,
+                    content_type: request
+                        .headers()
+                        .get(CONTENT_TYPE)
+                        .and_then(|value| value.to_str().ok()),
+                    timestamp: received.as_second().max(0) as u64,
+                };
+                publish_quarantined(&state.broker, &state.destinations, quarantined)
+                    .await
+                    .map_err(Rejection::Unavailable)?;
+                Ok(Accepted {
+                    status: "quarantined",
+                    event_ids: None,
+                    reason: Some(reason),
+                    outcome: Outcome::Quarantined,
+                })
+            }
+        },
+    }
+}
+
+/// Reads the body, never holding more than `limit` bytes: a declared length over
+/// the limit is refused before reading, a chunked body as soon as it passes it.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, Rejection> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(Rejection::TooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| Rejection::Aborted)?;
+        if body.len() + chunk.len() > limit {
+            return Err(Rejection::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,156 @@
+//! The routing-key template (`amqp.routing_key`), e.g. `{event}.{process_type}.{status}`.
+//! Parsed once at start, so a misspelt placeholder stops the start instead of
+//! producing odd keys at run time.
+
+use std::fmt::Write;
+
+use anyhow::bail;
+
+/// The values a routing key can be made of, already in routing form:
+/// snake_case names, `none` when absent, `unknown` when Enate sent an unknown code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingValues {
+    pub event: &'static str,
+    pub process_type: &'static str,
+    pub status: &'static str,
+    pub rag_status: &'static str,
+    pub communication_type: &'static str,
+    pub started_by_method: &'static str,
+}
+
+/// The routing word for an absent field.
+pub const NONE: &str = "none";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    Event,
+    ProcessType,
+    Status,
+    RagStatus,
+    CommunicationType,
+    StartedByMethod,
+}
+
+const PLACEHOLDERS: [(&str, Placeholder); 6] = [
+    ("event", Placeholder::Event),
+    ("process_type", Placeholder::ProcessType),
+    ("status", Placeholder::Status),
+    ("rag_status", Placeholder::RagStatus),
+    ("communication_type", Placeholder::CommunicationType),
+    ("started_by_method", Placeholder::StartedByMethod),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Placeholder(Placeholder),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingKeyTemplate {
+    parts: Vec<Part>,
+}
+
+impl RoutingKeyTemplate {
+    pub fn parse(template: &str) -> anyhow::Result<Self> {
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Literal(rest[..open].to_string()));
+            }
+            let Some(close) = rest[open..].find('}') else {
+                bail!("{template:?}: a `{{` is never closed");
+            };
+            let name = &rest[open + 1..open + close];
+            let Some(&(_, placeholder)) = PLACEHOLDERS.iter().find(|(known, _)| *known == name)
+            else {
+                let known: Vec<&str> = PLACEHOLDERS.iter().map(|(n, _)| *n).collect();
+                bail!(
+                    "{template:?}: unknown placeholder {{{name}}}; known placeholders: {}",
+                    known.join(", ")
+                );
+            };
+            parts.push(Part::Placeholder(placeholder));
+            rest = &rest[open + close + 1..];
+        }
+        if rest.contains('}') {
+            bail!("{template:?}: a `}}` has no `{{`");
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_string()));
+        }
+        if template.len() > 255 {
+            bail!("{template:?}: longer than the 255 bytes AMQP allows");
+        }
+        Ok(Self { parts })
+    }
+
+    pub fn render(&self, values: &RoutingValues) -> String {
+        let mut key = String::with_capacity(64);
+        for part in &self.parts {
+            let text = match part {
+                Part::Literal(text) => text.as_str(),
+                Part::Placeholder(Placeholder::Event) => values.event,
+                Part::Placeholder(Placeholder::ProcessType) => values.process_type,
+                Part::Placeholder(Placeholder::Status) => values.status,
+                Part::Placeholder(Placeholder::RagStatus) => values.rag_status,
+                Part::Placeholder(Placeholder::CommunicationType) => values.communication_type,
+                Part::Placeholder(Placeholder::StartedByMethod) => values.started_by_method,
+            };
+            let _ = key.write_str(text);
+        }
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> RoutingValues {
+        RoutingValues {
+            event: "packet_updated",
+            process_type: "ticket",
+            status: "resolved",
+            rag_status: "overdue",
+            communication_type: NONE,
+            started_by_method: "by_email",
+        }
+    }
+
+    #[test]
+    fn renders_the_default_and_every_placeholder() {
+        let cases = [
+            (
+                "{event}.{process_type}.{status}",
+                "packet_updated.ticket.resolved",
+            ),
+            ("enate.{rag_status}", "enate.overdue"),
+            ("{communication_type}-{started_by_method}", "none-by_email"),
+            ("fixed", "fixed"),
+            ("", ""),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(
+                RoutingKeyTemplate::parse(template)
+                    .unwrap()
+                    .render(&values()),
+                expected,
+                "{template}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_templates_are_refused_with_a_reason() {
+        for (template, reason) in [
+            ("{event}.{colour}", "unknown placeholder {colour}"),
+            ("{event", "never closed"),
+            ("event}", "has no"),
+        ] {
+            let error = RoutingKeyTemplate::parse(template).unwrap_err().to_string();
+            assert!(error.contains(reason), "{template}: {error}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Building and running the application: the broker connection, the ingress
+//! and admin listeners, and the orderly shutdown. Tests drive this same
+//! `Application` with port 0.
+
+use std::{future::Future, net::TcpListener, str::FromStr, sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, dev::Server, http::header::HeaderName, web};
+use anyhow::Context;
+
+use crate::{
+    amqp::{Broker, BrokerSettings, Topology},
+    auth::Authenticator,
+    config::Settings,
+    dispatch::Destinations,
+    event::EventBuilder,
+    metrics::Metrics,
+    normalize::NormalizeOptions,
+    routes,
+    state::AppState,
+};
+
+pub struct Application {
+    ingress_port: u16,
+    admin_port: u16,
+    ingress: Server,
+    admin: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects to the broker (or starts retrying in the background), binds both
+    /// listeners and returns, ready to run. Fails on a topology conflict or a
+    /// port that cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let broker = Broker::start(broker_settings(&settings), metrics.clone())
+            .await
+            .map_err(|message| anyhow::anyhow!(message))
+            .context("RabbitMQ's topology conflicts with the bridge's")?;
+
+        let auth = Authenticator::new(
+            HeaderName::from_str(&settings.auth.header).context("auth.header")?,
+            &settings.auth.secrets,
+        );
+        if settings.auth.secrets.is_empty() {
+            tracing::warn!(
+                "auth.allow_unauthenticated is set: every webhook is accepted without checking"
+            );
+        }
+        let events = EventBuilder {
+            source: settings.events.source.clone(),
+            normalize: NormalizeOptions {
+                naive_time_zone: settings.naive_time_zone()?,
+                include_raw: settings.events.include_raw,
+            },
+            routing_key: settings.routing_key_template()?,
+        };
+        let destinations = Destinations {
+            exchange: settings.amqp.exchange.clone(),
+            quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
+        };
+        let state = web::Data::new(AppState::new(
+            auth,
+            events,
+            broker,
+            destinations,
+            metrics,
+            settings.server.max_body_bytes,
+            settings.ingress.invalid_payload,
+        ));
+
+        let shutdown_timeout = settings.server.shutdown_timeout_secs;
+        let ingress_listener = bind(&settings.server_addr()?, "server.bind")?;
+        let ingress_port = ingress_listener.local_addr()?.port();
+        let ingress_state = state.clone();
+        let mut ingress = HttpServer::new(move || {
+            App::new()
+                .app_data(ingress_state.clone())
+                .configure(routes::ingress)
+        })
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout);
+        if settings.server.workers > 0 {
+            ingress = ingress.workers(settings.server.workers);
+        }
+        let ingress = ingress.listen(ingress_listener)?.run();
+
+        let admin_listener = bind(&settings.admin_addr()?, "admin.bind")?;
+        let admin_port = admin_listener.local_addr()?.port();
+        let admin_state = state.clone();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_state.clone())
+                .configure(routes::admin)
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(admin_listener)?
+        .run();
+
+        Ok(Self {
+            ingress_port,
+            admin_port,
+            ingress,
+            admin,
+            state,
+        })
+    }
+
+    pub fn ingress_port(&self) -> u16 {
+        self.ingress_port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// Serves until `shutdown` resolves, then: /readyz turns 503, the ingress
+    /// stops accepting, requests in flight finish (their confirms awaited, within
+    /// server.shutdown_timeout_secs), the AMQP connection is closed cleanly.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let ingress_handle = self.ingress.handle();
+        let admin_handle = self.admin.handle();
+        let mut ingress = tokio::spawn(self.ingress);
+        let mut admin = tokio::spawn(self.admin);
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut ingress => return Err(server_ended("ingress", result)),
+            result = &mut admin => return Err(server_ended("admin", result)),
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+        self.state.begin_shutdown();
+        ingress_handle.stop(true).await;
+        let _ = ingress.await;
+        self.state.broker.close().await;
+        admin_handle.stop(true).await;
+        let _ = admin.await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn broker_settings(settings: &Settings) -> BrokerSettings {
+    let amqp = &settings.amqp;
+    BrokerSettings {
+        urls: amqp.urls.clone(),
+        connection_name: amqp.connection_name.clone(),
+        heartbeat_secs: amqp.heartbeat_secs,
+        channels: amqp.channels,
+        timeout: Duration::from_millis(amqp.confirm_timeout_ms),
+        topology: amqp.declare_topology.then(|| Topology {
+            exchange: amqp.exchange.clone(),
+            quarantine_exchange: amqp.quarantine_exchange.clone(),
+            unrouted_exchange: amqp.unrouted_exchange.clone(),
+        }),
+    }
+}
+
+fn bind(address: &std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).with_context(|| format!("{key}: cannot listen on {address}"))
+}
+
+fn server_ended(
+    name: &str,
+    result: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match result {
+        Ok(Ok(())) => anyhow::anyhow!("the {name} listener stopped unexpectedly"),
+        Ok(Err(error)) => anyhow::Error::new(error).context(format!("the {name} listener failed")),
+        Err(error) => anyhow::Error::new(error).context(format!("the {name} listener panicked")),
+    }
+}

@@ -1,0 +1,108 @@
+//! The six Enate webhooks. The body of a webhook does not say which one it is,
+//! so the bridge learns it from the URL Enate was given: `/webhooks/{webhook}`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Webhook {
+    PacketCreated,
+    PacketUpdated,
+    NewCommunication,
+    BusinessObjectCreated,
+    BusinessObjectUpdated,
+    SpecificBusinessObjectUpdated,
+}
+
+impl Webhook {
+    pub const ALL: [Webhook; 6] = [
+        Webhook::PacketCreated,
+        Webhook::PacketUpdated,
+        Webhook::NewCommunication,
+        Webhook::BusinessObjectCreated,
+        Webhook::BusinessObjectUpdated,
+        Webhook::SpecificBusinessObjectUpdated,
+    ];
+
+    /// The name as Enate spells it (the `Webhook` parameter of a subscription).
+    pub fn enate_name(self) -> &'static str {
+        match self {
+            Webhook::PacketCreated => "PacketCreated",
+            Webhook::PacketUpdated => "PacketUpdated",
+            Webhook::NewCommunication => "NewCommunication",
+            Webhook::BusinessObjectCreated => "BusinessObjectCreated",
+            Webhook::BusinessObjectUpdated => "BusinessObjectUpdated",
+            Webhook::SpecificBusinessObjectUpdated => "SpecificBusinessObjectUpdated",
+        }
+    }
+
+    /// The snake_case name used in routing keys, event types and metric labels.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Webhook::PacketCreated => "packet_created",
+            Webhook::PacketUpdated => "packet_updated",
+            Webhook::NewCommunication => "new_communication",
+            Webhook::BusinessObjectCreated => "business_object_created",
+            Webhook::BusinessObjectUpdated => "business_object_updated",
+            Webhook::SpecificBusinessObjectUpdated => "specific_business_object_updated",
+        }
+    }
+
+    /// Whether the body's `GUID` is the packet's own (and so a CloudEvents subject).
+    pub fn is_packet_event(self) -> bool {
+        matches!(self, Webhook::PacketCreated | Webhook::PacketUpdated)
+    }
+
+    /// Position in [`Webhook::ALL`], for tables indexed by webhook.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Matches `PacketCreated`, `packetcreated`, `packet_created`, `Packet-Created`, ...
+    pub fn from_path_segment(segment: &str) -> Option<Webhook> {
+        let folded = fold_name(segment);
+        Webhook::ALL
+            .into_iter()
+            .find(|webhook| fold_name(webhook.enate_name()) == folded)
+    }
+}
+
+impl fmt::Display for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.enate_name())
+    }
+}
+
+/// Lowercases and drops separators, so names compare whatever their casing or separator.
+pub(crate) fn fold_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_webhook_matches_its_names() {
+        for webhook in Webhook::ALL {
+            for form in [
+                webhook.enate_name().to_string(),
+                webhook.enate_name().to_lowercase(),
+                webhook.enate_name().to_uppercase(),
+                webhook.event_name().to_string(),
+            ] {
+                assert_eq!(Webhook::from_path_segment(&form), Some(webhook), "{form}");
+            }
+            assert_eq!(Webhook::ALL[webhook.index()], webhook);
+        }
+    }
+
+    #[test]
+    fn other_names_do_not_match() {
+        for name in ["", "Packet", "PacketDeleted", "packet__created_x", "../etc"] {
+            assert_eq!(Webhook::from_path_segment(name), None, "{name}");
+        }
+    }
+}
