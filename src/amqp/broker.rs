@@ -47,6 +47,8 @@ struct Inner {
     /// Why there is no session, for /readyz and logs.
     problem: Mutex<String>,
     stop: watch::Sender<bool>,
+    /// The supervisor task; `close` waits for it, since it closes the connection.
+    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Why no connection could be made.
@@ -78,6 +80,7 @@ impl Broker {
                 session: RwLock::new(None),
                 problem: Mutex::new("not connected to RabbitMQ yet".into()),
                 stop,
+                supervisor: Mutex::new(None),
             }),
         };
         let first = match broker.connect_any().await {
@@ -89,7 +92,12 @@ impl Broker {
                 None
             }
         };
-        tokio::spawn(broker.clone().supervise(first));
+        let supervisor = tokio::spawn(broker.clone().supervise(first));
+        *broker
+            .inner
+            .supervisor
+            .lock()
+            .expect("supervisor lock poisoned") = Some(supervisor);
         Ok(broker)
     }
 
@@ -130,25 +138,15 @@ impl Broker {
     /// last request has finished, so no confirm is cut off.
     pub async fn close(&self) {
         self.inner.stop.send_replace(true);
-        let session = self
+        let supervisor = self
             .inner
-            .session
-            .write()
-            .expect("session lock poisoned")
+            .supervisor
+            .lock()
+            .expect("supervisor lock poisoned")
             .take();
-        if let Some(session) = session {
-            let closing = session
-                .connection
-                .close(200, "enate-bridge shutting down".into());
-            match tokio::time::timeout(self.timeout(), closing).await {
-                Ok(Ok(())) => tracing::info!("closed the connection to RabbitMQ"),
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "closing the connection to RabbitMQ failed")
-                }
-                Err(_) => tracing::warn!("closing the connection to RabbitMQ timed out"),
-            }
+        if let Some(supervisor) = supervisor {
+            let _ = supervisor.await;
         }
-        self.inner.metrics.amqp_connected.set(0);
     }
 
     fn set_problem(&self, problem: String) {
@@ -178,7 +176,7 @@ impl Broker {
                 let lost = self.watch(&session, &mut stop).await;
                 self.install(None);
                 match lost {
-                    None => return,
+                    None => return self.close_session(&session).await,
                     Some(reason) => {
                         tracing::warn!(%reason, "lost the connection to RabbitMQ; reconnecting");
                         self.set_problem(format!("lost the connection to RabbitMQ: {reason}"));
@@ -206,6 +204,17 @@ impl Broker {
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
+        }
+    }
+
+    async fn close_session(&self, session: &Session) {
+        let closing = session
+            .connection
+            .close(200, "enate-bridge shutting down".into());
+        match tokio::time::timeout(self.timeout(), closing).await {
+            Ok(Ok(())) => tracing::info!("closed the connection to RabbitMQ"),
+            Ok(Err(error)) => tracing::warn!(%error, "closing the connection to RabbitMQ failed"),
+            Err(_) => tracing::warn!("closing the connection to RabbitMQ timed out"),
         }
     }
 
