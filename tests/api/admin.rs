@@ -1,0 +1,129 @@
+//! The admin listener: /metrics, /healthz, /readyz, and the healthcheck command.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::helpers::{metric_value, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_ok_and_readyz_is_ready_once_connected() {
+    let app = spawn_app().await;
+    let health = app.get_admin("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let ready = app.get_admin("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "broker": "connected"}));
+    assert_eq!(app.get_admin("/nothing-here").await.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_count_what_happened() {
+    let app = spawn_app().await;
+    app.post_json("PacketUpdated", &json!({"ProcessType": 2, "Status": 4}))
+        .await;
+    app.post_json("PacketUpdated", &json!({"ProcessType": 2, "Status": 4}))
+        .await;
+    app.post_webhook("NewCommunication", "not json").await;
+    app.client
+        .post(format!("{}/webhooks/PacketCreated", app.address))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+
+    let response = app.get_admin("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let metrics = response.text().await.unwrap();
+
+    let expected = [
+        (
+            r#"enate_bridge_webhooks_total{outcome="published",webhook="PacketUpdated"}"#,
+            2.0,
+        ),
+        (
+            r#"enate_bridge_webhooks_total{outcome="quarantined",webhook="NewCommunication"}"#,
+            1.0,
+        ),
+        (
+            r#"enate_bridge_webhooks_total{outcome="unauthorized",webhook="PacketCreated"}"#,
+            1.0,
+        ),
+        (
+            r#"enate_bridge_events_published_total{event="packet_updated",process_type="ticket",status="resolved"}"#,
+            2.0,
+        ),
+        ("enate_bridge_publish_confirm_seconds_count", 3.0),
+        (
+            r#"enate_bridge_request_duration_seconds_count{webhook="PacketUpdated"}"#,
+            2.0,
+        ),
+        ("enate_bridge_amqp_connected", 1.0),
+        ("enate_bridge_amqp_blocked", 0.0),
+        ("enate_bridge_in_flight_requests", 0.0),
+        (r#"enate_bridge_publish_failures_total{reason="nack"}"#, 0.0),
+        (r#"enate_bridge_build_info{version="0.1.0"}"#, 1.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(metric_value(&metrics, series), value, "{series}");
+    }
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
+    }
+
+    let mut promtool = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/test installs it with Debian's prometheus package)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .await
+        .unwrap();
+    let output = promtool.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_follows_readyz() {
+    let mut app = spawn_app().await;
+    let healthcheck = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_enate-bridge"))
+            .args(["healthcheck", "--url", &url])
+            .env("ENATE_BRIDGE__AUTH__ALLOW_UNAUTHENTICATED", "true")
+            .output()
+            .await
+            .unwrap()
+            .status
+            .code()
+    };
+    let readyz = format!("{}/readyz", app.admin_address);
+    assert_eq!(healthcheck(readyz.clone()).await, Some(0));
+    app.stop().await.unwrap();
+    assert_eq!(healthcheck(readyz).await, Some(1));
+}

@@ -1,0 +1,278 @@
+//! The broker refusing, losing or never confirming a message: each fault is made
+//! to happen for real (a closed port, a cut or black-holed connection through
+//! the fault proxy, a full queue that nacks, an exchange without a route), and
+//! the bridge must answer 503 with Retry-After at once, never a false 200.
+
+use std::time::{Duration, Instant};
+
+use lapin::{
+    ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString},
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    FaultProxy, TestApp, amqp_url, delete_exchanges_and_queues, json, metric_value, spawn_app,
+    spawn_app_with, test_settings, try_spawn_app,
+};
+
+const FAILURES: &str = "enate_bridge_publish_failures_total";
+
+async fn assert_unavailable_at_once(app: &TestApp, limit: Duration) -> Value {
+    let started = Instant::now();
+    let response = app
+        .post_json("PacketUpdated", &json!({"ProcessType": 2, "Status": 1}))
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(
+        elapsed < limit,
+        "the 503 took {elapsed:?}, more than {limit:?}"
+    );
+    response.json().await.unwrap()
+}
+
+async fn wait_for_readyz(app: &TestApp, status: u16, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let response = app.get_admin("/readyz").await;
+        if response.status() == status {
+            return response.json().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not turn {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_unreachable_the_bridge_starts_says_why_and_answers_503_at_once() {
+    let app = spawn_app_with(|settings| {
+        settings.amqp.urls = vec![
+            "amqp://guest:hidden-password@127.0.0.1:1/%2f"
+                .to_string()
+                .into(),
+        ];
+    })
+    .await;
+
+    let answer = assert_unavailable_at_once(&app, Duration::from_secs(1)).await;
+    assert_eq!(answer["status"], "unavailable");
+
+    let readyz = wait_for_readyz(&app, 503, Duration::from_secs(1)).await;
+    let reason = readyz["reason"].as_str().unwrap();
+    assert!(reason.contains("127.0.0.1:1"), "{reason}");
+    assert!(
+        !reason.contains("hidden-password"),
+        "the password leaked: {reason}"
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(metric_value(&metrics, "enate_bridge_amqp_connected"), 0.0);
+    assert_eq!(
+        metric_value(&metrics, &format!("{FAILURES}{{reason=\"disconnected\"}}")),
+        1.0
+    );
+    assert!(!metrics.contains("hidden-password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_is_noticed_answered_503_and_recovered() {
+    let proxy = FaultProxy::start(&amqp_url()).await;
+    let app = spawn_app_with(|settings| {
+        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.heartbeat_secs = 1;
+    })
+    .await;
+    let queue = app.bind_queue("#").await;
+    assert_eq!(
+        app.post_json("PacketUpdated", &json!({"Reference": "before"}))
+            .await
+            .status(),
+        200
+    );
+
+    proxy.cut();
+    wait_for_readyz(&app, 503, Duration::from_secs(5)).await;
+    assert_unavailable_at_once(&app, Duration::from_secs(1)).await;
+
+    proxy.restore();
+    wait_for_readyz(&app, 200, Duration::from_secs(15)).await;
+    assert_eq!(
+        app.post_json("PacketUpdated", &json!({"Reference": "after"}))
+            .await
+            .status(),
+        200
+    );
+
+    assert_eq!(json(&queue.next().await)["data"]["reference"], "before");
+    assert_eq!(json(&queue.next().await)["data"]["reference"], "after");
+    queue.assert_empty().await;
+    let metrics = app.metrics().await;
+    assert!(metric_value(&metrics, "enate_bridge_amqp_reconnects_total") >= 1.0);
+    assert_eq!(metric_value(&metrics, "enate_bridge_amqp_connected"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_connection_is_a_503_after_the_confirm_timeout_not_a_hang() {
+    let proxy = FaultProxy::start(&amqp_url()).await;
+    let app = spawn_app_with(|settings| {
+        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.confirm_timeout_ms = 500;
+    })
+    .await;
+    assert_eq!(
+        app.post_json("PacketUpdated", &json!({})).await.status(),
+        200
+    );
+
+    proxy.black_hole();
+    assert_unavailable_at_once(&app, Duration::from_secs(2)).await;
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, &format!("{FAILURES}{{reason=\"timeout\"}}")),
+        1.0
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.post_json("PacketUpdated", &json!({})).await.status() != 200 {
+        assert!(Instant::now() < deadline, "the bridge did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_from_a_full_queue_is_a_503() {
+    let app = spawn_app().await;
+    let channel = app.amqp.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString(LongString::from("reject-publish")),
+    );
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            app.exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        app.post_json("PacketUpdated", &json!({"n": 1}))
+            .await
+            .status(),
+        200
+    );
+    let answer = assert_unavailable_at_once(&app, Duration::from_secs(2)).await;
+
+    assert!(
+        answer["reason"].as_str().unwrap().contains("nack"),
+        "{answer}"
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, &format!("{FAILURES}{{reason=\"nack\"}}")),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"enate_bridge_webhooks_total{outcome="unavailable",webhook="PacketUpdated"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        app.get_admin("/readyz").await.status(),
+        200,
+        "a nack is not an outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_message_is_a_503_when_no_alternate_exchange_catches_it() {
+    let mut settings = test_settings();
+    settings.amqp.declare_topology = false;
+    let setup = spawn_app().await;
+    let channel = setup.amqp.create_channel().await.unwrap();
+    channel
+        .exchange_declare(
+            settings.amqp.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let keep_alive = setup.bind_queue("nothing.matches.this").await;
+    let app = try_spawn_app(settings).await.unwrap();
+
+    let answer = assert_unavailable_at_once(&app, Duration::from_secs(2)).await;
+
+    assert!(
+        answer["reason"].as_str().unwrap().contains("returned"),
+        "{answer}"
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, &format!("{FAILURES}{{reason=\"returned\"}}")),
+        1.0
+    );
+    drop(keep_alive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_exchange_stops_the_start_with_a_message_naming_it() {
+    let settings = test_settings();
+    let exchange = settings.amqp.exchange.clone();
+    let setup = spawn_app().await;
+    let channel = setup.amqp.create_channel().await.unwrap();
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let error = match try_spawn_app(settings.clone()).await {
+        Ok(_) => panic!("the bridge started on a conflicting topology"),
+        Err(error) => format!("{error:#}"),
+    };
+
+    delete_exchanges_and_queues(vec![
+        exchange.clone(),
+        settings.amqp.quarantine_exchange.clone(),
+        settings.amqp.unrouted_exchange.clone(),
+    ]);
+    assert!(error.contains(&format!("exchange {exchange:?}")), "{error}");
+    assert!(error.contains("amqp.exchange"), "{error}");
+    assert!(error.contains("amqp.declare_topology"), "{error}");
+}

@@ -1,0 +1,312 @@
+//! `spawn_app()` and what tests need around it: a consumer on the test's own
+//! queues, and a TCP proxy that can cut or black-hole the broker connection.
+
+mod proxy;
+
+pub use proxy::FaultProxy;
+
+use std::time::Duration;
+
+use enate_bridge::{config::Settings, startup::Application};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties,
+    message::Delivery,
+    options::{
+        BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use serde_json::Value;
+use tokio::{sync::oneshot, task::JoinHandle};
+use uuid::Uuid;
+
+pub const SECRET: &str = "test-secret";
+
+/// The broker tests use; `scripts/test` sets it when it starts a private node.
+pub fn amqp_url() -> String {
+    std::env::var("ENATE_BRIDGE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub admin_address: String,
+    pub exchange: String,
+    pub quarantine: String,
+    pub unrouted: String,
+    pub client: reqwest::Client,
+    pub amqp: Connection,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test: loopback on port 0, unique names, a short confirm timeout.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load_from(
+        None,
+        Some(
+            [(
+                "ENATE_BRIDGE__AUTH__SECRETS".to_string(),
+                SECRET.to_string(),
+            )]
+            .into(),
+        ),
+    )
+    .expect("test settings are valid");
+    let prefix = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings.admin.bind = "127.0.0.1:0".into();
+    settings.amqp.urls = vec![amqp_url().into()];
+    settings.amqp.exchange = format!("{prefix}.enate");
+    settings.amqp.quarantine_exchange = format!("{prefix}.quarantine");
+    settings.amqp.unrouted_exchange = format!("{prefix}.unrouted");
+    settings.amqp.confirm_timeout_ms = 2000;
+    settings.amqp.connection_name = format!("enate-bridge {prefix}");
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    customize(&mut settings);
+    try_spawn_app(settings)
+        .await
+        .expect("the application starts")
+}
+
+pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let mut log = settings.log.clone();
+        log.format = enate_bridge::config::LogFormat::Text;
+        enate_bridge::telemetry::init(&log);
+    }
+    let exchange = settings.amqp.exchange.clone();
+    let quarantine = settings.amqp.quarantine_exchange.clone();
+    let unrouted = settings.amqp.unrouted_exchange.clone();
+    let application = Application::build(settings).await?;
+    let address = format!("http://127.0.0.1:{}", application.ingress_port());
+    let admin_address = format!("http://127.0.0.1:{}", application.admin_port());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        let _ = stop.await;
+    }));
+    let amqp = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("the test connects to RabbitMQ");
+    Ok(TestApp {
+        address,
+        admin_address,
+        exchange,
+        quarantine,
+        unrouted,
+        client: reqwest::Client::new(),
+        amqp,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    })
+}
+
+impl TestApp {
+    /// POSTs `body` to /webhooks/{webhook} with the right secret.
+    pub async fn post_webhook(
+        &self,
+        webhook: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/webhooks/{webhook}", self.address))
+            .header("X-Enate-Secret", SECRET)
+            .body(body)
+            .send()
+            .await
+            .expect("the bridge answers")
+    }
+
+    pub async fn post_json(&self, webhook: &str, body: &Value) -> reqwest::Response {
+        self.post_webhook(webhook, body.to_string()).await
+    }
+
+    pub async fn get_admin(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.admin_address))
+            .send()
+            .await
+            .expect("the admin listener answers")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get_admin("/metrics").await.text().await.unwrap()
+    }
+
+    /// A fresh exclusive queue bound to the bridge's exchange with `pattern`.
+    pub async fn bind_queue(&self, pattern: &str) -> TestQueue {
+        let channel = self.amqp.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.exchange.as_str().into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        TestQueue {
+            channel,
+            name: queue.name().to_string(),
+        }
+    }
+
+    /// A queue the bridge declared (quarantine, unrouted).
+    pub async fn queue(&self, name: &str) -> TestQueue {
+        TestQueue {
+            channel: self.amqp.create_channel().await.unwrap(),
+            name: name.to_string(),
+        }
+    }
+
+    /// Stops the application as SIGTERM would and returns how `run_until_stopped` ended.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("the server task does not panic"),
+            None => Ok(()),
+        }
+    }
+
+    /// Begins a shutdown without waiting for it.
+    pub fn begin_stop(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.server.take().expect("the app is running")
+    }
+}
+
+impl Drop for TestApp {
+    /// Deletes the test's durable exchanges and queues, even when the test panicked.
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        delete_exchanges_and_queues(vec![
+            self.exchange.clone(),
+            self.quarantine.clone(),
+            self.unrouted.clone(),
+        ]);
+    }
+}
+
+/// Deletes queues and exchanges of these names, from a thread of its own so it
+/// can run inside `Drop`, even during a panic.
+pub fn delete_exchanges_and_queues(names: Vec<String>) {
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let Ok(connection) =
+                Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+            else {
+                return;
+            };
+            for name in &names {
+                if let Ok(channel) = connection.create_channel().await {
+                    let _ = channel
+                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                if let Ok(channel) = connection.create_channel().await {
+                    let _ = channel
+                        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+            }
+            let _ = connection.close(200, "cleaned up".into()).await;
+        });
+    })
+    .join();
+}
+
+pub struct TestQueue {
+    pub channel: Channel,
+    pub name: String,
+}
+
+impl TestQueue {
+    /// The next message, waiting up to 5 seconds for it.
+    pub async fn next(&self) -> Delivery {
+        for _ in 0..100 {
+            if let Some(message) = self.try_next().await {
+                return message;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no message arrived in queue {} within 5 s", self.name);
+    }
+
+    pub async fn try_next(&self) -> Option<Delivery> {
+        self.channel
+            .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get works")
+            .map(|message| message.delivery)
+    }
+
+    /// Asserts the queue stays empty (messages are confirmed before the bridge
+    /// answers, so a short wait only guards against a late, wrong publish).
+    pub async fn assert_empty(&self) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(message) = self.try_next().await {
+            panic!(
+                "queue {} should be empty but holds {:?}",
+                self.name,
+                String::from_utf8_lossy(&message.data)
+            );
+        }
+    }
+}
+
+/// A string header of a message, or None.
+pub fn header(properties: &BasicProperties, name: &str) -> Option<String> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::ShortString(value) => Some(value.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+pub fn json(delivery: &Delivery) -> Value {
+    serde_json::from_slice(&delivery.data).expect("the message is JSON")
+}
+
+/// The value of one sample line of a /metrics page, 0 when absent.
+pub fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
