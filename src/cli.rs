@@ -1,10 +1,16 @@
-//! The command line: `serve` (the default), `check-config`, `healthcheck`.
+//! The command line: `serve` (the default), `check-config`, `healthcheck`,
+//! `spool status`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
-use crate::{config::Settings, startup::Application, telemetry};
+use crate::{
+    config::Settings,
+    spool::{Spool, now_ms},
+    startup::Application,
+    telemetry,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +39,17 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Look into the spool.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SpoolCommand {
+    /// Events, bytes and the oldest event's age, whether or not the bridge runs.
+    Status,
 }
 
 pub fn run() -> ExitCode {
@@ -51,6 +68,9 @@ pub fn run() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Healthcheck { url } => healthcheck(url.unwrap_or_else(|| readyz_url(&settings))),
+        Command::Spool {
+            command: SpoolCommand::Status,
+        } => spool_status(&settings),
     }
 }
 
@@ -84,6 +104,27 @@ fn serve(settings: Settings) -> ExitCode {
                 "enate-bridge stopped on an error"
             );
             eprintln!("enate-bridge: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the spool file directly (read-only, beside a running bridge if any).
+fn spool_status(settings: &Settings) -> ExitCode {
+    let dir = &settings.spool.dir;
+    match Spool::status(dir) {
+        Ok(stats) => {
+            let status = serde_json::json!({
+                "dir": dir,
+                "events": stats.events,
+                "bytes": stats.bytes,
+                "oldest_age_seconds": stats.oldest_age_seconds(now_ms()),
+            });
+            println!("{status:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("spool status: {error:#}");
             ExitCode::FAILURE
         }
     }

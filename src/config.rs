@@ -5,13 +5,18 @@
 //! message naming it instead of being silently ignored. `config/example.toml`
 //! documents every key; keep it in step with the defaults below.
 
-use std::{fmt, net::SocketAddr, path::Path, str::FromStr};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::routing::RoutingKeyTemplate;
+use crate::{routing::RoutingKeyTemplate, spool::SpoolMode};
 
 const ENV_PREFIX: &str = "ENATE_BRIDGE";
 /// Keys whose environment value is a comma-separated list.
@@ -26,6 +31,8 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub events: EventSettings,
     pub ingress: IngressSettings,
+    pub spool: SpoolSettings,
+    pub dedup: DedupSettings,
     pub log: LogSettings,
 }
 
@@ -37,6 +44,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Requests handled at once; beyond it, 503 at once. 0 means 256 per CPU core.
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -96,6 +105,21 @@ pub struct IngressSettings {
     pub invalid_payload: InvalidPayloadPolicy,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub mode: SpoolMode,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupSettings {
+    /// An event id seen again within this many seconds is a duplicate; 0 turns it off.
+    pub window_secs: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -117,6 +141,7 @@ impl Default for ServerSettings {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
             workers: 0,
+            max_in_flight: 0,
         }
     }
 }
@@ -171,6 +196,22 @@ impl Default for IngressSettings {
         Self {
             invalid_payload: InvalidPayloadPolicy::Quarantine,
         }
+    }
+}
+
+impl Default for SpoolSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./spool"),
+            max_bytes: 1024 * 1024 * 1024,
+            mode: SpoolMode::OnFailure,
+        }
+    }
+}
+
+impl Default for DedupSettings {
+    fn default() -> Self {
+        Self { window_secs: 600 }
     }
 }
 
@@ -317,9 +358,25 @@ impl Settings {
             bail!("events.source must not be empty");
         }
         self.naive_time_zone()?;
+        if self.spool.mode != SpoolMode::Off {
+            if self.spool.dir.as_os_str().is_empty() {
+                bail!("spool.dir must not be empty (or set spool.mode = \"off\")");
+            }
+            if self.spool.max_bytes == 0 {
+                bail!("spool.max_bytes must be greater than 0 (or set spool.mode = \"off\")");
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level: {:?} is not a valid filter", self.log.level))?;
         Ok(())
+    }
+
+    /// `server.max_in_flight`, with 0 resolved to 256 per CPU core.
+    pub fn max_in_flight(&self) -> usize {
+        match self.server.max_in_flight {
+            0 => 256 * std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 
     pub fn server_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -512,6 +569,8 @@ mod tests {
                 "amqp.confirm_timeout_ms",
             ),
             ("ENATE_BRIDGE__LOG__FORMAT", "xml", "format"),
+            ("ENATE_BRIDGE__SPOOL__MODE", "sometimes", "mode"),
+            ("ENATE_BRIDGE__SPOOL__MAX_BYTES", "0", "spool.max_bytes"),
         ];
         for (key, value, expected) in cases {
             let error = Settings::load_from(

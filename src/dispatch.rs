@@ -1,15 +1,17 @@
-//! Turns events (and quarantined payloads) into AMQP messages with the
-//! properties and headers the contract promises, and publishes them.
+//! The message as RabbitMQ will get it, whether it comes straight from a request
+//! or back out of the spool: destination, routing key, body, and the properties
+//! and headers the contract promises.
 
 use futures::future::join_all;
 use lapin::{
     BasicProperties,
     types::{AMQPValue, FieldTable, LongString},
 };
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    amqp::{Broker, Message, PublishError},
+    amqp::{Broker, ChannelChoice, Message, PublishError},
     event::{Event, cloudevents_type},
     webhook::Webhook,
 };
@@ -19,99 +21,155 @@ const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json";
 /// Persistent: the broker writes the message to disk before confirming it.
 const PERSISTENT: u8 = 2;
 
-/// Where messages go.
+/// Exchange names, from the configuration in force when the message is published.
 #[derive(Debug, Clone)]
 pub struct Destinations {
     pub exchange: String,
     pub quarantine_exchange: String,
 }
 
-/// Publishes every event at once and waits for all confirms. The first failure
-/// is returned; the others were confirmed, and an Enate retry republishes them
-/// with the same ids, which consumers drop as duplicates.
-pub async fn publish_events(
-    broker: &Broker,
-    destinations: &Destinations,
-    events: &[Event],
-) -> Result<(), PublishError> {
-    let results = join_all(events.iter().map(|event| async move {
-        broker
-            .publish(Message {
-                exchange: &destinations.exchange,
-                routing_key: &event.routing_key,
-                body: &event.body,
-                properties: event_properties(event),
-            })
-            .await?;
-        broker
-            .metrics()
-            .count_published(&event.routing, event.webhook);
-        Ok(())
-    }))
-    .await;
-    results.into_iter().collect()
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destination {
+    /// The events exchange, routed by the routing key.
+    Events,
+    /// The quarantine exchange: a payload kept as received.
+    Quarantine,
 }
 
-fn event_properties(event: &Event) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    for (name, value) in [
-        ("event", event.routing.event),
-        ("process_type", event.routing.process_type),
-        ("status", event.routing.status),
-    ] {
-        headers.insert(name.into(), AMQPValue::LongString(LongString::from(value)));
-    }
-    BasicProperties::default()
-        .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
-        .with_delivery_mode(PERSISTENT)
-        .with_message_id(event.id.to_string().into())
-        .with_timestamp(event.timestamp)
-        .with_type(cloudevents_type(event.webhook).into())
-        .with_app_id(APP_ID.into())
-        .with_headers(headers)
-}
-
-/// A payload that cannot become an event, kept exactly as received.
-pub struct Quarantined<'a> {
+/// One message for RabbitMQ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub destination: Destination,
     pub id: Uuid,
     pub webhook: Webhook,
-    pub reason: &'a str,
-    pub body: &'a [u8],
-    /// The Content-Type the sender gave, if any.
-    pub content_type: Option<&'a str>,
+    pub routing_key: String,
+    /// Receive time, seconds since the epoch.
     pub timestamp: u64,
+    /// For events `event`, `process_type`, `status`; for quarantined payloads
+    /// `x-enate-webhook` and `x-quarantine-reason`.
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
 }
 
-pub async fn publish_quarantined(
+impl Outgoing {
+    pub fn event(event: Event) -> Self {
+        Self {
+            destination: Destination::Events,
+            id: event.id,
+            webhook: event.webhook,
+            timestamp: event.timestamp,
+            headers: vec![
+                ("event".into(), event.routing.event.into()),
+                ("process_type".into(), event.routing.process_type.into()),
+                ("status".into(), event.routing.status.into()),
+            ],
+            content_type: Some(CLOUDEVENTS_CONTENT_TYPE.into()),
+            routing_key: event.routing_key,
+            body: event.body,
+        }
+    }
+
+    /// A payload that cannot become an event, kept exactly as received.
+    pub fn quarantined(
+        id: Uuid,
+        webhook: Webhook,
+        reason: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        timestamp: u64,
+    ) -> Self {
+        Self {
+            destination: Destination::Quarantine,
+            id,
+            webhook,
+            routing_key: webhook.event_name().into(),
+            timestamp,
+            headers: vec![
+                ("x-enate-webhook".into(), webhook.enate_name().into()),
+                ("x-quarantine-reason".into(), reason.into()),
+            ],
+            content_type: content_type.filter(|c| c.len() <= 255).map(str::to_string),
+            body,
+        }
+    }
+
+    /// A header's value, e.g. the routing words of an event.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn properties(&self) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        for (name, value) in &self.headers {
+            headers.insert(
+                name.as_str().into(),
+                AMQPValue::LongString(LongString::from(value.as_str())),
+            );
+        }
+        let mut properties = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_message_id(self.id.to_string().into())
+            .with_timestamp(self.timestamp)
+            .with_type(cloudevents_type(self.webhook).into())
+            .with_app_id(APP_ID.into())
+            .with_headers(headers);
+        if let Some(content_type) = &self.content_type {
+            properties = properties.with_content_type(content_type.as_str().into());
+        }
+        properties
+    }
+}
+
+/// Publishes one message and waits for its confirm; counts a published event.
+pub async fn publish(
     broker: &Broker,
     destinations: &Destinations,
-    payload: Quarantined<'_>,
+    message: &Outgoing,
+    channel: ChannelChoice,
 ) -> Result<(), PublishError> {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        "x-enate-webhook".into(),
-        AMQPValue::LongString(LongString::from(payload.webhook.enate_name())),
-    );
-    headers.insert(
-        "x-quarantine-reason".into(),
-        AMQPValue::LongString(LongString::from(payload.reason)),
-    );
-    let mut properties = BasicProperties::default()
-        .with_delivery_mode(PERSISTENT)
-        .with_message_id(payload.id.to_string().into())
-        .with_timestamp(payload.timestamp)
-        .with_type(cloudevents_type(payload.webhook).into())
-        .with_app_id(APP_ID.into())
-        .with_headers(headers);
-    if let Some(content_type) = payload.content_type.filter(|c| c.len() <= 255) {
-        properties = properties.with_content_type(content_type.into());
-    }
+    let exchange = match message.destination {
+        Destination::Events => &destinations.exchange,
+        Destination::Quarantine => &destinations.quarantine_exchange,
+    };
     broker
-        .publish(Message {
-            exchange: &destinations.quarantine_exchange,
-            routing_key: payload.webhook.event_name(),
-            body: payload.body,
-            properties,
-        })
-        .await
+        .publish(
+            Message {
+                exchange,
+                routing_key: &message.routing_key,
+                body: &message.body,
+                properties: message.properties(),
+            },
+            channel,
+        )
+        .await?;
+    if message.destination == Destination::Events {
+        broker.metrics().count_published(
+            message.webhook,
+            message.header("process_type").unwrap_or_default(),
+            message.header("status").unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+/// Publishes every message at once and waits for all confirms; the result of
+/// each, in order.
+pub async fn publish_all(
+    broker: &Broker,
+    destinations: &Destinations,
+    messages: &[Outgoing],
+    channel: ChannelChoice,
+) -> Vec<Result<(), PublishError>> {
+    join_all(
+        messages
+            .iter()
+            .map(|message| publish(broker, destinations, message, channel)),
+    )
+    .await
 }

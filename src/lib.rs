@@ -10,14 +10,18 @@
 //! - `payload`: the body split into objects; `normalize`: one object into clean data;
 //!   `event`: the CloudEvents envelope, event id and routing values; `routing`: the
 //!   routing-key template;
-//! - `dispatch`: events into AMQP messages; `amqp`: the connection, confirm channels,
-//!   topology and publishing;
+//! - `dedup`: duplicates answered without publishing; `delivery`: published with a
+//!   confirm or spooled; `dispatch`: the message as RabbitMQ gets it; `amqp`: the
+//!   connection, confirm channels, topology and publishing; `spool`: the durable store
+//!   for what RabbitMQ cannot take now, and its forwarder;
 //! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it.
 
 pub mod amqp;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dedup;
+pub mod delivery;
 pub mod dispatch;
 pub mod event;
 pub mod metrics;
@@ -25,6 +29,7 @@ pub mod normalize;
 pub mod payload;
 pub mod routes;
 pub mod routing;
+pub mod spool;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

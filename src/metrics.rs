@@ -11,11 +11,11 @@ use std::{
 };
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::{routing::RoutingValues, webhook::Webhook};
+use crate::webhook::Webhook;
 
 /// How a webhook request ended: the `outcome` label of `enate_bridge_webhooks_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +29,16 @@ pub enum Outcome {
     Unavailable,
     /// The sender went away before the body was read.
     Aborted,
+    /// Safe in the spool, not yet in RabbitMQ.
+    Spooled,
+    /// Seen within the dedup window: answered 200, not published again.
+    Duplicate,
+    /// Over server.max_in_flight: answered 503 at once.
+    Overloaded,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Published,
         Outcome::Quarantined,
         Outcome::Unauthorized,
@@ -41,6 +47,9 @@ impl Outcome {
         Outcome::Invalid,
         Outcome::Unavailable,
         Outcome::Aborted,
+        Outcome::Spooled,
+        Outcome::Duplicate,
+        Outcome::Overloaded,
     ];
 
     pub fn label(self) -> &'static str {
@@ -53,6 +62,9 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Unavailable => "unavailable",
             Outcome::Aborted => "aborted",
+            Outcome::Spooled => "spooled",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Overloaded => "overloaded",
         }
     }
 }
@@ -122,6 +134,11 @@ pub struct Metrics {
     pub amqp_connected: IntGauge,
     pub amqp_blocked: IntGauge,
     pub amqp_reconnects: IntCounter,
+    pub spool_events: IntGauge,
+    pub spool_bytes: IntGauge,
+    spool_oldest_age_seconds: Gauge,
+    pub spool_forwarded: IntCounter,
+    pub duplicates: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -233,12 +250,38 @@ impl Metrics {
             "enate_bridge_amqp_blocked",
             "1 while RabbitMQ blocks publishing (connection.blocked, e.g. a memory or disk alarm), else 0.",
         );
-        let amqp_reconnects = IntCounter::new(
-            "enate_bridge_amqp_reconnects_total",
-            "Connections to RabbitMQ made after the first one.",
+
+        let spool_events = gauge(
+            "enate_bridge_spool_events",
+            "Events in the spool, waiting for RabbitMQ.",
+        );
+        let spool_bytes = gauge(
+            "enate_bridge_spool_bytes",
+            "Bytes of the events in the spool (the file takes more).",
+        );
+        let spool_oldest_age_seconds = Gauge::new(
+            "enate_bridge_spool_oldest_age_seconds",
+            "Age of the oldest event in the spool, in seconds; 0 when it is empty.",
         )
         .unwrap();
-        register(Box::new(amqp_reconnects.clone()));
+        register(Box::new(spool_oldest_age_seconds.clone()));
+        let counter = |name: &str, help: &str| {
+            let counter = IntCounter::new(name, help).unwrap();
+            register(Box::new(counter.clone()));
+            counter
+        };
+        let amqp_reconnects = counter(
+            "enate_bridge_amqp_reconnects_total",
+            "Connections to RabbitMQ made after the first one.",
+        );
+        let spool_forwarded = counter(
+            "enate_bridge_spool_forwarded_total",
+            "Spooled events RabbitMQ has confirmed since the start.",
+        );
+        let duplicates = counter(
+            "enate_bridge_duplicates_total",
+            "Events seen again within the dedup window, answered without publishing.",
+        );
 
         let build_info = IntGaugeVec::new(
             Opts::new(
@@ -271,7 +314,17 @@ impl Metrics {
             amqp_connected,
             amqp_blocked,
             amqp_reconnects,
+            spool_events,
+            spool_bytes,
+            spool_oldest_age_seconds,
+            spool_forwarded,
+            duplicates,
         }
+    }
+
+    /// Sets the age of the oldest spooled event; called before each scrape.
+    pub fn set_spool_oldest_age(&self, seconds: f64) {
+        self.spool_oldest_age_seconds.set(seconds);
     }
 
     /// Counts one request; `None` is a path that names no webhook.
@@ -289,14 +342,15 @@ impl Metrics {
         self.request_duration[webhook.index()].observe(elapsed.as_secs_f64());
     }
 
-    pub fn count_published(&self, routing: &RoutingValues, webhook: Webhook) {
+    /// Counts one confirmed event by its routing words.
+    pub fn count_published(&self, webhook: Webhook, process_type: &str, status: &str) {
         let process_type = PROCESS_TYPES
             .iter()
-            .position(|p| *p == routing.process_type)
+            .position(|p| *p == process_type)
             .unwrap_or(PROCESS_TYPES.len() - 1);
         let status = STATUSES
             .iter()
-            .position(|s| *s == routing.status)
+            .position(|s| *s == status)
             .unwrap_or(STATUSES.len() - 1);
         self.events_published_cells[webhook.index()][process_type][status]
             .get_or_init(|| {
@@ -368,17 +422,7 @@ mod tests {
         let metrics = Metrics::new();
         // A labelled family shows only once it has a series; events_published_total
         // gets its first when an event is published.
-        metrics.count_published(
-            &RoutingValues {
-                event: "packet_created",
-                process_type: "case",
-                status: "to_do",
-                rag_status: "none",
-                communication_type: "none",
-                started_by_method: "none",
-            },
-            Webhook::PacketCreated,
-        );
+        metrics.count_published(Webhook::PacketCreated, "case", "to_do");
         let text = metrics.render();
         for name in [
             "enate_bridge_webhooks_total",
@@ -391,6 +435,11 @@ mod tests {
             "enate_bridge_amqp_blocked",
             "enate_bridge_amqp_reconnects_total",
             "enate_bridge_build_info",
+            "enate_bridge_spool_events",
+            "enate_bridge_spool_bytes",
+            "enate_bridge_spool_oldest_age_seconds",
+            "enate_bridge_spool_forwarded_total",
+            "enate_bridge_duplicates_total",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }
@@ -399,20 +448,19 @@ mod tests {
     #[test]
     fn unknown_routing_words_fall_into_unknown() {
         let metrics = Metrics::new();
-        let routing = RoutingValues {
-            event: "packet_updated",
-            process_type: "ticket",
-            status: "resolved",
-            rag_status: "none",
-            communication_type: "none",
-            started_by_method: "none",
-        };
-        metrics.count_published(&routing, Webhook::PacketUpdated);
-        metrics.count_published(&routing, Webhook::PacketUpdated);
+        metrics.count_published(Webhook::PacketUpdated, "ticket", "resolved");
+        metrics.count_published(Webhook::PacketUpdated, "ticket", "resolved");
+        metrics.count_published(Webhook::PacketUpdated, "ticket", "escalated");
         let text = metrics.render();
         assert!(
             text.contains(
                 "enate_bridge_events_published_total{event=\"packet_updated\",process_type=\"ticket\",status=\"resolved\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "enate_bridge_events_published_total{event=\"packet_updated\",process_type=\"ticket\",status=\"unknown\"} 1"
             ),
             "{text}"
         );

@@ -7,16 +7,21 @@ use std::{future::Future, net::TcpListener, str::FromStr, sync::Arc, time::Durat
 use actix_web::{App, HttpServer, dev::Server, http::header::HeaderName, web};
 use anyhow::Context;
 
+use tokio::{sync::watch, task::JoinHandle};
+
 use crate::{
     amqp::{Broker, BrokerSettings, Topology},
     auth::Authenticator,
     config::Settings,
+    dedup::{DEFAULT_CAPACITY, Dedup},
+    delivery::Delivery,
     dispatch::Destinations,
     event::EventBuilder,
     metrics::Metrics,
     normalize::NormalizeOptions,
     routes,
-    state::AppState,
+    spool::{Spool, SpoolMode, forwarder},
+    state::{AppState, Limits},
 };
 
 pub struct Application {
@@ -25,6 +30,8 @@ pub struct Application {
     ingress: Server,
     admin: Server,
     state: web::Data<AppState>,
+    stop_forwarder: watch::Sender<bool>,
+    forwarder: Option<JoinHandle<()>>,
 }
 
 impl Application {
@@ -59,14 +66,43 @@ impl Application {
             exchange: settings.amqp.exchange.clone(),
             quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
         };
+        let spool = match settings.spool.mode {
+            SpoolMode::Off => None,
+            _ => Some(Spool::open(
+                &settings.spool.dir,
+                settings.spool.max_bytes,
+                metrics.clone(),
+            )?),
+        };
+        let (stop_forwarder, stop) = watch::channel(false);
+        let forwarder = spool.clone().map(|spool| {
+            tokio::spawn(forwarder::run(
+                spool,
+                broker.clone(),
+                destinations.clone(),
+                stop,
+            ))
+        });
+        let delivery = Delivery {
+            broker,
+            destinations,
+            spool,
+            mode: settings.spool.mode,
+        };
         let state = web::Data::new(AppState::new(
             auth,
             events,
-            broker,
-            destinations,
+            delivery,
+            Dedup::new(
+                Duration::from_secs(settings.dedup.window_secs),
+                DEFAULT_CAPACITY,
+            ),
             metrics,
-            settings.server.max_body_bytes,
-            settings.ingress.invalid_payload,
+            Limits {
+                max_body_bytes: settings.server.max_body_bytes,
+                max_in_flight: settings.max_in_flight(),
+                invalid_payload: settings.ingress.invalid_payload,
+            },
         ));
 
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
@@ -105,6 +141,8 @@ impl Application {
             ingress,
             admin,
             state,
+            stop_forwarder,
+            forwarder,
         })
     }
 
@@ -117,8 +155,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then: /readyz turns 503, the ingress
-    /// stops accepting, requests in flight finish (their confirms awaited, within
-    /// server.shutdown_timeout_secs), the AMQP connection is closed cleanly.
+    /// stops accepting, requests in flight finish (confirmed or spooled, within
+    /// server.shutdown_timeout_secs), the spool's forwarder stops, the AMQP
+    /// connection is closed cleanly, the spool is closed.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let ingress_handle = self.ingress.handle();
         let admin_handle = self.admin.handle();
@@ -133,7 +172,15 @@ impl Application {
         self.state.begin_shutdown();
         ingress_handle.stop(true).await;
         let _ = ingress.await;
-        self.state.broker.close().await;
+        self.stop_forwarder.send_replace(true);
+        if let Some(forwarder) = self.forwarder {
+            let _ = forwarder.await;
+        }
+        let delivery = &self.state.delivery;
+        delivery.broker.close().await;
+        if let Some(spool) = &delivery.spool {
+            spool.close().await;
+        }
         admin_handle.stop(true).await;
         let _ = admin.await;
         tracing::info!("stopped");

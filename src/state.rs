@@ -6,41 +6,51 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use tokio::sync::Semaphore;
+
 use crate::{
-    amqp::Broker, auth::Authenticator, config::InvalidPayloadPolicy, dispatch::Destinations,
+    auth::Authenticator, config::InvalidPayloadPolicy, dedup::Dedup, delivery::Delivery,
     event::EventBuilder, metrics::Metrics,
 };
 
 pub struct AppState {
     pub auth: Authenticator,
     pub events: EventBuilder,
-    pub broker: Broker,
-    pub destinations: Destinations,
+    pub delivery: Delivery,
+    pub dedup: Dedup,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub invalid_payload: InvalidPayloadPolicy,
+    /// One permit per request handled at once (`server.max_in_flight`).
+    pub admission: Semaphore,
     shutting_down: AtomicBool,
 }
 
+/// The parts of [`AppState`] decided by the configuration.
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_in_flight: usize,
+    pub invalid_payload: InvalidPayloadPolicy,
+}
+
 impl AppState {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         auth: Authenticator,
         events: EventBuilder,
-        broker: Broker,
-        destinations: Destinations,
+        delivery: Delivery,
+        dedup: Dedup,
         metrics: Arc<Metrics>,
-        max_body_bytes: usize,
-        invalid_payload: InvalidPayloadPolicy,
+        limits: Limits,
     ) -> Self {
         Self {
             auth,
             events,
-            broker,
-            destinations,
+            delivery,
+            dedup,
             metrics,
-            max_body_bytes,
-            invalid_payload,
+            max_body_bytes: limits.max_body_bytes,
+            invalid_payload: limits.invalid_payload,
+            admission: Semaphore::new(limits.max_in_flight),
             shutting_down: AtomicBool::new(false),
         }
     }

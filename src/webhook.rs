@@ -80,6 +80,21 @@ pub(crate) fn fold_name(name: &str) -> String {
         .collect()
 }
 
+/// Serialized as the name Enate spells it (the spool keeps it this way).
+impl serde::Serialize for Webhook {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.enate_name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Webhook {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Webhook::from_path_segment(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown webhook {name:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

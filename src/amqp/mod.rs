@@ -12,4 +12,5 @@ mod topology;
 
 pub use broker::{Broker, BrokerSettings};
 pub use publish::{Message, PublishError};
+pub use session::ChannelChoice;
 pub use topology::Topology;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use lapin::{BasicProperties, Confirmation, options::BasicPublishOptions};
 
-use super::broker::Broker;
+use super::{broker::Broker, session::ChannelChoice};
 use crate::metrics::FailureReason;
 
 /// One message to publish.
@@ -52,16 +52,26 @@ impl Broker {
     /// Publishes one persistent, mandatory message and waits for its confirm,
     /// at most `amqp.confirm_timeout_ms`. Holds no lock while waiting, so any
     /// number of publishes can be pending at once.
-    pub async fn publish(&self, message: Message<'_>) -> Result<(), PublishError> {
-        let result = self.publish_and_confirm(message).await;
+    pub async fn publish(
+        &self,
+        message: Message<'_>,
+        channel: ChannelChoice,
+    ) -> Result<(), PublishError> {
+        let result = self.publish_and_confirm(message, channel).await;
         if let Err(error) = &result {
             self.metrics().count_failure(error.reason());
-            tracing::warn!(reason = error.reason().label(), %error, "publish failed");
+            // Debug, not warn: in an outage every request fails; the connection
+            // supervisor reports the outage once, the request log each outcome.
+            tracing::debug!(reason = error.reason().label(), %error, "publish failed");
         }
         result
     }
 
-    async fn publish_and_confirm(&self, message: Message<'_>) -> Result<(), PublishError> {
+    async fn publish_and_confirm(
+        &self,
+        message: Message<'_>,
+        channel: ChannelChoice,
+    ) -> Result<(), PublishError> {
         let session = self.session().ok_or(PublishError::Disconnected)?;
         if session.is_blocked() {
             // A blocked connection accepts frames but confirms nothing until the
@@ -77,7 +87,7 @@ impl Broker {
         };
         let started = Instant::now();
         let confirmed = tokio::time::timeout(self.timeout(), async {
-            let channel = session.channel().await.map_err(channel_error)?;
+            let channel = session.channel(channel).await.map_err(channel_error)?;
             let confirm = channel
                 .basic_publish(
                     message.exchange.into(),

@@ -12,6 +12,16 @@ use std::sync::{
 
 use lapin::{Channel, Connection, options::ConfirmSelectOptions};
 
+/// Which channel a publish goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelChoice {
+    /// The next in turn: concurrent requests spread over the pool.
+    Next,
+    /// Always the same one: messages published one after another reach the
+    /// broker in that order (the spool's forwarder keeps arrival order this way).
+    First,
+}
+
 pub struct Session {
     pub connection: Connection,
     slots: Vec<Slot>,
@@ -41,9 +51,13 @@ impl Session {
         })
     }
 
-    /// The next channel in turn, reopened first if the broker closed it.
-    pub async fn channel(&self) -> lapin::Result<Channel> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+    /// The channel to publish on, reopened first if the broker closed it.
+    pub async fn channel(&self, choice: ChannelChoice) -> lapin::Result<Channel> {
+        let index = match choice {
+            ChannelChoice::Next => self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len(),
+            ChannelChoice::First => 0,
+        };
+        let slot = &self.slots[index];
         let channel = slot.channel.lock().expect("channel slot poisoned").clone();
         if channel.status().connected() {
             return Ok(channel);

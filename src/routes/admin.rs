@@ -1,13 +1,18 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. It is separate from the
-//! ingress so that scrapes and probes never compete with webhooks, and so the
-//! ingress port can be exposed to Enate without exposing these.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/spool`. It is
+//! separate from the ingress so that scrapes and probes never compete with
+//! webhooks, and so the ingress port can be exposed to Enate without these.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::{spool::now_ms, state::AppState};
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(spool) = &state.delivery.spool {
+        state
+            .metrics
+            .set_spool_oldest_age(spool.stats().oldest_age_seconds(now_ms()));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
@@ -18,16 +23,60 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 while the bridge can give Enate a 200: the broker connection is up, the
-/// topology declared, publishing not blocked, and no shutdown under way.
+/// 200 while the bridge can give Enate a 200: the broker takes events (connected,
+/// topology declared, not blocked) or the spool does (writable, with room); the
+/// JSON says which. 503 from the start of a shutdown.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.is_shutting_down() {
-        return HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "not_ready", "reason": "shutting down" }));
+    let delivery = &state.delivery;
+    let mut body = json!({
+        "broker": match delivery.broker.readiness() {
+            Ok(()) => json!({ "status": "connected" }),
+            Err(reason) => json!({ "status": "unavailable", "reason": reason }),
+        },
+        "spool": spool_json(&state),
+    });
+    let verdict = if state.is_shutting_down() {
+        Err("shutting down".to_string())
+    } else {
+        delivery.readiness()
+    };
+    match verdict {
+        Ok(accepting) => {
+            body["status"] = json!("ready");
+            body["accepting_into"] = json!(accepting);
+            HttpResponse::Ok().json(body)
+        }
+        Err(reason) => {
+            body["status"] = json!("not_ready");
+            body["reason"] = json!(reason);
+            HttpResponse::ServiceUnavailable().json(body)
+        }
     }
-    match state.broker.readiness() {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "broker": "connected" })),
-        Err(reason) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "not_ready", "broker": "unavailable", "reason": reason })),
+}
+
+/// What the spool holds (what `enate-bridge spool status` shows while the bridge runs).
+pub async fn spool(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(spool_json(&state))
+}
+
+fn spool_json(state: &AppState) -> Value {
+    let mode = state.delivery.mode;
+    match &state.delivery.spool {
+        None => json!({ "mode": mode }),
+        Some(spool) => {
+            let stats = spool.stats();
+            let mut value = json!({
+                "mode": mode,
+                "events": stats.events,
+                "bytes": stats.bytes,
+                "max_bytes": spool.max_bytes(),
+                "oldest_age_seconds": stats.oldest_age_seconds(now_ms()),
+                "writable": spool.writable().is_ok(),
+            });
+            if let Err(reason) = spool.writable() {
+                value["reason"] = json!(reason);
+            }
+            value
+        }
     }
 }

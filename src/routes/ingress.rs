@@ -2,7 +2,8 @@
 //!
 //! Order matters: the webhook name, then authenticity (before reading a byte of
 //! the body), then the body within its limit, then parsing, then publishing.
-//! A 200 is sent only once RabbitMQ has confirmed every event of the request.
+//! A 200 is sent only once every event of the request is safe: confirmed by
+//! RabbitMQ, or fsynced in the spool.
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
@@ -16,13 +17,8 @@ use uuid::Uuid;
 
 use super::rejection::Rejection;
 use crate::{
-    config::InvalidPayloadPolicy,
-    dispatch::{Quarantined, publish_events, publish_quarantined},
-    event::event_id,
-    metrics::Outcome,
-    normalize::InvalidPayload,
-    payload::split_body,
-    state::AppState,
+    config::InvalidPayloadPolicy, delivery::Safe, dispatch::Outgoing, event::event_id,
+    metrics::Outcome, normalize::InvalidPayload, payload::split_body, state::AppState,
     webhook::Webhook,
 };
 
@@ -30,12 +26,28 @@ use crate::{
 #[derive(Serialize)]
 struct Accepted {
     status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_ids: Option<Vec<Uuid>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    event_ids: Vec<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(skip)]
     outcome: Outcome,
+}
+
+impl Accepted {
+    fn new(
+        status: &'static str,
+        outcome: Outcome,
+        event_ids: Vec<Uuid>,
+        reason: Option<String>,
+    ) -> Self {
+        Self {
+            status,
+            event_ids,
+            reason,
+            outcome,
+        }
+    }
 }
 
 pub async fn receive_webhook(
@@ -55,7 +67,7 @@ pub async fn receive_webhook(
         Ok(accepted) => (
             HttpResponse::Ok().json(&accepted),
             accepted.outcome,
-            accepted.event_ids.unwrap_or_default(),
+            accepted.event_ids,
         ),
         Err(rejection) => (rejection.error_response(), rejection.outcome(), Vec::new()),
     };
@@ -81,6 +93,10 @@ async fn handle(
     state: &AppState,
 ) -> Result<Accepted, Rejection> {
     let received = Timestamp::now();
+    // Held until the answer: bounds memory whatever the load or outage length.
+    let Ok(_permit) = state.admission.try_acquire() else {
+        return Err(Rejection::Overloaded);
+    };
     if !state.auth.is_authentic(request.headers()) {
         return Err(Rejection::Unauthorized {
             header: state.auth.header_name().to_string(),
@@ -90,47 +106,68 @@ async fn handle(
     let events = split_body(&body).and_then(|objects| {
         objects
             .into_iter()
-            .map(|raw| state.events.build(webhook, raw, received))
+            .map(|raw| {
+                state
+                    .events
+                    .build(webhook, raw, received)
+                    .map(Outgoing::event)
+            })
             .collect::<Result<Vec<_>, _>>()
     });
-    match events {
-        Ok(events) => {
-            publish_events(&state.broker, &state.destinations, &events)
-                .await
-                .map_err(Rejection::Unavailable)?;
-            Ok(Accepted {
-                status: "published",
-                event_ids: Some(events.iter().map(|event| event.id).collect()),
-                reason: None,
-                outcome: Outcome::Published,
-            })
-        }
+    let (messages, quarantine_reason) = match events {
+        Ok(messages) => (messages, None),
         Err(InvalidPayload(reason)) => match state.invalid_payload {
-            InvalidPayloadPolicy::Reject => Err(Rejection::Invalid(reason)),
+            InvalidPayloadPolicy::Reject => return Err(Rejection::Invalid(reason)),
             InvalidPayloadPolicy::Quarantine => {
-                let quarantined = Quarantined {
-                    id: event_id(webhook, &body),
+                let content_type = request
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok());
+                let message = Outgoing::quarantined(
+                    event_id(webhook, &body),
                     webhook,
-                    reason: &reason,
-                    body: &body,
-                    content_type: request
-                        .headers()
-                        .get(CONTENT_TYPE)
-                        .and_then(|value| value.to_str().ok()),
-                    timestamp: received.as_second().max(0) as u64,
-                };
-                publish_quarantined(&state.broker, &state.destinations, quarantined)
-                    .await
-                    .map_err(Rejection::Unavailable)?;
-                Ok(Accepted {
-                    status: "quarantined",
-                    event_ids: None,
-                    reason: Some(reason),
-                    outcome: Outcome::Quarantined,
-                })
+                    &reason,
+                    body.to_vec(),
+                    content_type,
+                    received.as_second().max(0) as u64,
+                );
+                (vec![message], Some(reason))
             }
         },
+    };
+    let event_ids: Vec<Uuid> = messages.iter().map(|message| message.id).collect();
+
+    let fresh: Vec<Outgoing> = messages
+        .into_iter()
+        .filter(|message| !state.dedup.is_duplicate(&message.id))
+        .collect();
+    let duplicates = event_ids.len() - fresh.len();
+    state.metrics.duplicates.inc_by(duplicates as u64);
+    if fresh.is_empty() {
+        return Ok(Accepted::new(
+            "duplicate",
+            Outcome::Duplicate,
+            event_ids,
+            None,
+        ));
     }
+
+    let safe = state
+        .delivery
+        .deliver(&fresh)
+        .await
+        .map_err(Rejection::Unavailable)?;
+    state.dedup.remember(fresh.iter().map(|message| message.id));
+    Ok(match (quarantine_reason, safe) {
+        (Some(reason), _) => Accepted::new(
+            "quarantined",
+            Outcome::Quarantined,
+            Vec::new(),
+            Some(reason),
+        ),
+        (None, Safe::Published) => Accepted::new("published", Outcome::Published, event_ids, None),
+        (None, Safe::Spooled) => Accepted::new("spooled", Outcome::Spooled, event_ids, None),
+    })
 }
 
 /// Reads the body, never holding more than `limit` bytes: a declared length over

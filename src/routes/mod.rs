@@ -25,6 +25,7 @@ pub fn admin(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(admin::metrics))
         .route("/healthz", web::get().to(admin::healthz))
         .route("/readyz", web::get().to(admin::readyz))
+        .route("/spool", web::get().to(admin::spool))
         .default_service(web::to(not_found));
 }
 

@@ -5,7 +5,7 @@
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::json;
 
-use crate::{amqp::PublishError, metrics::Outcome, webhook::Webhook};
+use crate::{delivery::DeliveryError, metrics::Outcome, webhook::Webhook};
 
 /// Seconds Enate is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -22,10 +22,10 @@ pub enum Rejection {
     Aborted,
     #[error("invalid payload: {0}")]
     Invalid(String),
-    #[error("RabbitMQ did not confirm: {0}")]
-    Unavailable(PublishError),
-    #[error("the bridge is shutting down")]
-    ShuttingDown,
+    #[error("the event is not safe: {0}")]
+    Unavailable(DeliveryError),
+    #[error("too many requests in flight")]
+    Overloaded,
 }
 
 impl Rejection {
@@ -36,7 +36,8 @@ impl Rejection {
             Rejection::TooLarge { .. } => Outcome::TooLarge,
             Rejection::Aborted => Outcome::Aborted,
             Rejection::Invalid(_) => Outcome::Invalid,
-            Rejection::Unavailable(_) | Rejection::ShuttingDown => Outcome::Unavailable,
+            Rejection::Unavailable(_) => Outcome::Unavailable,
+            Rejection::Overloaded => Outcome::Overloaded,
         }
     }
 }
@@ -49,7 +50,7 @@ impl ResponseError for Rejection {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Aborted => StatusCode::BAD_REQUEST,
             Rejection::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Rejection::Unavailable(_) | Rejection::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Unavailable(_) | Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -76,13 +77,17 @@ impl ResponseError for Rejection {
                 "status": "invalid",
                 "reason": reason,
             }),
-            Rejection::Unavailable(error) => json!({
+            Rejection::Unavailable(DeliveryError::Unconfirmed(error)) => json!({
                 "status": "unavailable",
-                "reason": format!("the event is not safe yet ({}); retry later", error.reason().label()),
+                "reason": format!("RabbitMQ did not confirm the event ({}); retry later", error.reason().label()),
             }),
-            Rejection::ShuttingDown => json!({
+            Rejection::Unavailable(DeliveryError::Spool(error)) => json!({
                 "status": "unavailable",
-                "reason": "the bridge is shutting down; retry later",
+                "reason": format!("RabbitMQ did not confirm the event and the spool cannot keep it ({}); retry later", spool_reason(error)),
+            }),
+            Rejection::Overloaded => json!({
+                "status": "overloaded",
+                "reason": "too many requests in flight; retry later",
             }),
         };
         let mut response = HttpResponse::build(self.status_code());
@@ -90,5 +95,14 @@ impl ResponseError for Rejection {
             response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
         }
         response.json(body)
+    }
+}
+
+/// A short, path-free reason: the disk error's text could name the spool's path.
+fn spool_reason(error: &crate::spool::SpoolError) -> &'static str {
+    match error {
+        crate::spool::SpoolError::Full { .. } => "full",
+        crate::spool::SpoolError::Disk(_) => "disk error",
+        crate::spool::SpoolError::Closed => "closed",
     }
 }

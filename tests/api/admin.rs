@@ -15,17 +15,22 @@ async fn healthz_is_ok_and_readyz_is_ready_once_connected() {
     let ready = app.get_admin("/readyz").await;
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
-    assert_eq!(body, json!({"status": "ready", "broker": "connected"}));
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["accepting_into"], "broker");
+    assert_eq!(body["broker"], json!({"status": "connected"}));
+    assert_eq!(body["spool"]["mode"], "on_failure");
+    assert_eq!(body["spool"]["events"], 0);
+    assert_eq!(body["spool"]["writable"], true);
     assert_eq!(app.get_admin("/nothing-here").await.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_and_count_what_happened() {
     let app = spawn_app().await;
-    app.post_json("PacketUpdated", &json!({"ProcessType": 2, "Status": 4}))
-        .await;
-    app.post_json("PacketUpdated", &json!({"ProcessType": 2, "Status": 4}))
-        .await;
+    for reference in ["1-T", "2-T"] {
+        let body = json!({"ProcessType": 2, "Status": 4, "Reference": reference});
+        app.post_json("PacketUpdated", &body).await;
+    }
     app.post_webhook("NewCommunication", "not json").await;
     app.client
         .post(format!("{}/webhooks/PacketCreated", app.address))

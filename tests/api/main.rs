@@ -8,3 +8,4 @@ mod helpers;
 mod ingress;
 mod publishing;
 mod shutdown;
+mod spool;

@@ -236,17 +236,19 @@ async fn an_event_no_queue_is_bound_for_lands_in_the_unrouted_queue() {
 async fn any_content_type_is_accepted() {
     let app = spawn_app().await;
     let queue = app.bind_queue("#").await;
-    for content_type in [
+    let content_types = [
         None,
         Some("application/json"),
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
-    ] {
+    ];
+    for (n, content_type) in content_types.into_iter().enumerate() {
+        // Distinct bodies: the same body twice would be answered as a duplicate.
         let mut request = app
             .client
             .post(format!("{}/webhooks/PacketUpdated", app.address))
             .header("X-Enate-Secret", crate::helpers::SECRET)
-            .body(r#"{"Status": 1}"#);
+            .body(json!({"Status": 1, "Reference": n}).to_string());
         if let Some(content_type) = content_type {
             request = request.header("Content-Type", content_type);
         }

@@ -76,6 +76,7 @@ async fn sigterm_stops_the_binary_cleanly_with_exit_0() {
             "ENATE_BRIDGE__AMQP__UNROUTED_EXCHANGE",
             &settings.amqp.unrouted_exchange,
         )
+        .env("ENATE_BRIDGE__SPOOL__DIR", &settings.spool.dir)
         .env("ENATE_BRIDGE__LOG__FORMAT", "json")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -129,6 +130,7 @@ async fn sigterm_stops_the_binary_cleanly_with_exit_0() {
         settings.amqp.quarantine_exchange.clone(),
         settings.amqp.unrouted_exchange.clone(),
     ]);
+    let _ = std::fs::remove_dir_all(&settings.spool.dir);
 
     assert_eq!(status.code(), Some(0), "log: {log:#?}");
     assert!(stopped_at.elapsed() < Duration::from_secs(5));

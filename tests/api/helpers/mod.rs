@@ -37,6 +37,7 @@ pub struct TestApp {
     pub unrouted: String,
     pub client: reqwest::Client,
     pub amqp: Connection,
+    pub spool_dir: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -64,6 +65,9 @@ pub fn test_settings() -> Settings {
     settings.amqp.unrouted_exchange = format!("{prefix}.unrouted");
     settings.amqp.confirm_timeout_ms = 2000;
     settings.amqp.connection_name = format!("enate-bridge {prefix}");
+    settings.spool.dir = std::env::temp_dir()
+        .join("enate-bridge-tests")
+        .join(&prefix);
     settings
 }
 
@@ -88,6 +92,7 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
     let exchange = settings.amqp.exchange.clone();
     let quarantine = settings.amqp.quarantine_exchange.clone();
     let unrouted = settings.amqp.unrouted_exchange.clone();
+    let spool_dir = settings.spool.dir.clone();
     let application = Application::build(settings).await?;
     let address = format!("http://127.0.0.1:{}", application.ingress_port());
     let admin_address = format!("http://127.0.0.1:{}", application.admin_port());
@@ -106,6 +111,7 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
         unrouted,
         client: reqwest::Client::new(),
         amqp,
+        spool_dir,
         shutdown: Some(shutdown),
         server: Some(server),
     })
@@ -213,6 +219,7 @@ impl Drop for TestApp {
             self.quarantine.clone(),
             self.unrouted.clone(),
         ]);
+        let _ = std::fs::remove_dir_all(&self.spool_dir);
     }
 }
 
