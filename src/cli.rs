@@ -1,12 +1,12 @@
 //! The command line: `serve` (the default), `check-config`, `healthcheck`,
-//! `spool status`.
+//! `spool status`, `send-sample`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
 use crate::{
-    config::Settings,
+    config::{Settings, reachable_from_here},
     spool::{Spool, now_ms},
     startup::Application,
     telemetry,
@@ -44,6 +44,18 @@ enum Command {
         #[command(subcommand)]
         command: SpoolCommand,
     },
+    /// POST realistic sample webhooks to a running bridge, with the configured secret.
+    SendSample {
+        /// Which webhook's payloads (any casing, or snake_case).
+        #[arg(long, default_value = "PacketUpdated", value_parser = crate::sample::parse_webhook)]
+        webhook: crate::webhook::Webhook,
+        /// Where to POST; by default http://<server.bind>/webhooks/<webhook> (a wildcard address as loopback).
+        #[arg(long)]
+        url: Option<String>,
+        /// How many webhooks to send, each a different packet.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +83,11 @@ pub fn run() -> ExitCode {
         Command::Spool {
             command: SpoolCommand::Status,
         } => spool_status(&settings),
+        Command::SendSample {
+            webhook,
+            url,
+            count,
+        } => crate::sample::run(&settings, webhook, url, count),
     }
 }
 
@@ -149,19 +166,13 @@ async fn shutdown_signal() {
     }
 }
 
-/// admin.bind as a URL to reach from the same host: a wildcard address becomes loopback.
+/// admin.bind as a URL to reach from the same host.
 fn readyz_url(settings: &Settings) -> String {
-    let mut address = match settings.admin_addr() {
-        Ok(address) => address,
-        Err(_) => return format!("http://{}/readyz", settings.admin.bind),
-    };
-    if address.ip().is_unspecified() {
-        address.set_ip(match address {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    format!("http://{address}/readyz")
+    // Validated when the configuration was loaded.
+    let admin = settings
+        .admin_addr()
+        .expect("admin.bind is a valid address");
+    format!("http://{}/readyz", reachable_from_here(admin))
 }
 
 fn healthcheck(url: String) -> ExitCode {

@@ -406,6 +406,18 @@ impl Settings {
     }
 }
 
+/// How a process on this host reaches a listener bound to `address`: a wildcard
+/// address (0.0.0.0, [::]) becomes loopback.
+pub fn reachable_from_here(mut address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    address
+}
+
 fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
     value
         .parse()

@@ -14,7 +14,8 @@
 //!   confirm or spooled; `dispatch`: the message as RabbitMQ gets it; `amqp`: the
 //!   connection, confirm channels, topology and publishing; `spool`: the durable store
 //!   for what RabbitMQ cannot take now, and its forwarder;
-//! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it.
+//! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it;
+//!   `sample`: `send-sample`, realistic webhooks to try a running bridge with.
 
 pub mod amqp;
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod normalize;
 pub mod payload;
 pub mod routes;
 pub mod routing;
+pub mod sample;
 pub mod spool;
 pub mod startup;
 pub mod state;

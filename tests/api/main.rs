@@ -7,5 +7,7 @@ mod broker_faults;
 mod helpers;
 mod ingress;
 mod publishing;
+mod sample;
 mod shutdown;
 mod spool;
+mod worker;

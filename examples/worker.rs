@@ -1,0 +1,292 @@
+//! An example consumer of enate-bridge's events: the starting point for a queue worker.
+//!
+//! ```sh
+//! AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f QUEUE=enate.tickets.resolved \
+//!     cargo run --example worker
+//! ```
+//!
+//! It prints one line per event on standard output (its own messages go to standard
+//! error, so the output can be piped) and shows what every worker needs:
+//!
+//! - manual acks, sent only once the work is done, and a prefetch (`PREFETCH`,
+//!   default 32) so the broker streams messages instead of waiting for each ack;
+//! - duplicates dropped by id: Enate sends duplicates, and a message is delivered
+//!   again when the connection breaks before its ack arrives;
+//! - a message that is not an event rejected without requeue, so it cannot loop;
+//! - reconnecting after a broken connection, with a short backoff;
+//! - a clean exit on Ctrl-C or SIGTERM.
+//!
+//! Replace `handle_event` with your own work; the rest can stay as it is.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use lapin::{
+    Connection, ConnectionProperties,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+/// How many recent event ids are remembered to drop duplicates.
+const RECENT_IDS: usize = 10_000;
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The CloudEvents envelope, with only what this worker uses. Serde ignores every
+/// other field, so fields the bridge adds later cannot break the worker.
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: uuid::Uuid,
+    #[serde(rename = "type")]
+    kind: String,
+    time: jiff::Timestamp,
+    /// The packet's GUID; absent for business objects.
+    subject: Option<String>,
+    data: EventData,
+}
+
+/// The fields of `data` this worker prints. Every field of `data` is always present
+/// (null when Enate did not send it), hence the `Option`s.
+#[derive(Debug, Deserialize)]
+struct EventData {
+    reference: Option<String>,
+    process_type: Option<String>,
+    status: Option<String>,
+}
+
+struct Config {
+    url: String,
+    queue: String,
+    prefetch: u16,
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Config> {
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or(default.into());
+        Ok(Config {
+            // A broken connection is noticed at once when the socket closes; add
+            // `?heartbeat=10` to the URL to also notice a silent network failure quickly.
+            url: var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            queue: var("QUEUE", "enate.tickets.resolved"),
+            prefetch: var("PREFETCH", "32")
+                .parse()
+                .context("PREFETCH must be a number from 0 to 65535")?,
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("worker: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stop = match stop_on_signal() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("worker: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut recent = RecentIds::new(RECENT_IDS);
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match consume(&config, &mut recent, &mut stop, &mut backoff).await {
+            Ok(()) => return ExitCode::SUCCESS,
+            Err(error) => eprintln!("worker: {error:#}; reconnecting in {backoff:?}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|stopping| *stopping) => return ExitCode::SUCCESS,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Connects, consumes until a signal (`Ok`) or until the connection breaks (`Err`).
+async fn consume(
+    config: &Config,
+    recent: &mut RecentIds,
+    stop: &mut watch::Receiver<bool>,
+    backoff: &mut Duration,
+) -> anyhow::Result<()> {
+    let properties = ConnectionProperties::default().with_connection_name("enate-worker".into());
+    let connection = tokio::select! {
+        connected = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&config.url, properties)) =>
+            connected.context("connecting timed out")?.context("cannot connect")?,
+        _ = stop.wait_for(|stopping| *stopping) => return Ok(()),
+    };
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    // Passive: only checks that the queue exists. Whoever owns the topology declares
+    // it (in docker-compose, RabbitMQ's definitions.json, as a quorum queue); a
+    // declare with other arguments than the queue's would be refused.
+    let queue = channel
+        .queue_declare(
+            config.queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("queue {:?} cannot be consumed", config.queue))?;
+    let mut deliveries = channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(), // the broker names the consumer
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    eprintln!(
+        "worker: consuming {} ({} messages ready, prefetch {})",
+        config.queue,
+        queue.message_count(),
+        config.prefetch
+    );
+    *backoff = BACKOFF_MIN;
+
+    loop {
+        let delivery = tokio::select! {
+            next = deliveries.next() => match next {
+                Some(delivery) => delivery.context("connection lost")?,
+                None => bail!("the broker cancelled the consumer (queue deleted?)"),
+            },
+            _ = stop.wait_for(|stopping| *stopping) => {
+                // Closing hands the prefetched, unacked messages back to the queue
+                // at once, for the next worker.
+                let _ = connection.close(200, "worker stopping".into()).await;
+                eprintln!("worker: stopped");
+                return Ok(());
+            }
+        };
+        handle_delivery(&delivery, recent).await?;
+    }
+}
+
+/// Parses, deduplicates, handles and acks one message. An `Err` is a broken
+/// connection: the message was not acked, so the broker delivers it again.
+async fn handle_delivery(delivery: &Delivery, recent: &mut RecentIds) -> lapin::Result<()> {
+    let event: Event = match serde_json::from_slice(&delivery.data) {
+        Ok(event) => event,
+        Err(error) => {
+            // Requeued, a message that can never parse would come straight back,
+            // forever. Rejected without requeue it is dropped, or dead-lettered if
+            // the queue has a dead-letter exchange (give it one to keep such messages).
+            eprintln!(
+                "worker: rejected message {}: not an enate-bridge event: {error}",
+                message_id(delivery).unwrap_or_else(|| "(no message_id)".into())
+            );
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+            return Ok(());
+        }
+    };
+    // The bridge sets message_id to the event id, and gives a retried Enate delivery
+    // the same id.
+    let id = message_id(delivery).unwrap_or_else(|| event.id.to_string());
+    if recent.insert(id.clone()) {
+        handle_event(&event);
+    } else {
+        eprintln!("worker: duplicate {id} skipped");
+    }
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// The work. Here: one line per event.
+fn handle_event(event: &Event) {
+    let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    println!(
+        "{} {} subject={} reference={} {}/{} id={}",
+        event.time,
+        event.kind,
+        text(&event.subject),
+        text(&event.data.reference),
+        text(&event.data.process_type),
+        text(&event.data.status),
+        event.id,
+    );
+}
+
+fn message_id(delivery: &Delivery) -> Option<String> {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string())
+}
+
+/// The last `capacity` ids seen: memory stays bounded, and a duplicate is caught when
+/// it arrives within that many events, as Enate's (seconds apart) and redeliveries
+/// after a reconnect do. It is this process's memory only: with several workers or
+/// across restarts, make the work itself idempotent too (e.g. a unique key on the id).
+struct RecentIds {
+    capacity: usize,
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl RecentIds {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            order: VecDeque::with_capacity(capacity),
+            ids: HashSet::with_capacity(capacity),
+        }
+    }
+
+    /// False when `id` was seen recently.
+    fn insert(&mut self, id: String) -> bool {
+        if self.ids.contains(&id) {
+            return false;
+        }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        self.order.push_back(id.clone());
+        self.ids.insert(id);
+        true
+    }
+}
+
+/// A flag that turns true on SIGTERM (what `docker stop` sends) or Ctrl-C.
+fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
+    let (set, stop) = watch::channel(false);
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = set.send(true);
+    });
+    Ok(stop)
+}
