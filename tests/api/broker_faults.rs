@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lapin::{
     ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{ExchangeDeclareOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
 use serde_json::{Value, json};
@@ -18,7 +18,7 @@ use enate_bridge::spool::SpoolMode;
 
 use crate::helpers::{
     FaultProxy, TestApp, amqp_url, delete_exchanges_and_queues, json, metric_value, spawn_app,
-    spawn_app_with, test_settings, try_spawn_app,
+    spawn_app_with, test_settings, try_spawn_app, webhooks_total,
 };
 
 const FAILURES: &str = "enate_bridge_publish_failures_total";
@@ -163,34 +163,17 @@ async fn a_black_holed_connection_is_a_503_after_the_confirm_timeout_not_a_hang(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nack_from_a_full_queue_is_a_503() {
     let app = spawn_app_with(|settings| settings.spool.mode = SpoolMode::Off).await;
-    let channel = app.amqp.create_channel().await.unwrap();
     let mut arguments = FieldTable::default();
     arguments.insert("x-max-length".into(), AMQPValue::LongInt(1));
     arguments.insert(
         "x-overflow".into(),
         AMQPValue::LongString(LongString::from("reject-publish")),
     );
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            app.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    let _full = app.declare_bound_queue("", options, arguments, "#").await;
 
     assert_eq!(
         app.post_json("PacketUpdated", &json!({"n": 1}))
@@ -210,10 +193,7 @@ async fn a_nack_from_a_full_queue_is_a_503() {
         1.0
     );
     assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="unavailable",webhook="PacketUpdated"}"#
-        ),
+        webhooks_total(&metrics, "PacketUpdated", "unavailable"),
         1.0
     );
     assert_eq!(

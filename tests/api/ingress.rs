@@ -10,7 +10,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{SECRET, header, metric_value, spawn_app, spawn_app_with};
+use crate::helpers::{SECRET, header, spawn_app, spawn_app_with, webhooks_total};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_the_right_secret_get_401_and_publish_nothing() {
@@ -44,10 +44,7 @@ async fn requests_without_the_right_secret_get_401_and_publish_nothing() {
     quarantine.assert_empty().await;
     let metrics = app.metrics().await;
     assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="unauthorized",webhook="PacketUpdated"}"#
-        ),
+        webhooks_total(&metrics, "PacketUpdated", "unauthorized"),
         4.0
     );
 }
@@ -99,13 +96,7 @@ async fn an_unknown_webhook_gets_404_listing_the_valid_names_and_publishes_nothi
     }
     queue.assert_empty().await;
     let metrics = app.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="unknown_webhook",webhook="unknown"}"#
-        ),
-        3.0
-    );
+    assert_eq!(webhooks_total(&metrics, "unknown", "unknown_webhook"), 3.0);
     assert!(
         !metrics.contains("PacketDeleted"),
         "a random path created a series"
@@ -218,10 +209,7 @@ async fn invalid_payloads_are_quarantined_as_received_with_their_reason() {
     events.assert_empty().await;
     let metrics = app.metrics().await;
     assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="quarantined",webhook="NewCommunication"}"#
-        ),
+        webhooks_total(&metrics, "NewCommunication", "quarantined"),
         5.0
     );
 }

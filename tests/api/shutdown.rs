@@ -21,17 +21,7 @@ async fn a_request_in_flight_at_shutdown_gets_its_confirm_and_its_200() {
 
     // Hold the broker's confirm back so the request is still in flight at shutdown.
     proxy.black_hole();
-    let client = app.client.clone();
-    let url = format!("{}/webhooks/PacketUpdated", app.address);
-    let in_flight = tokio::spawn(async move {
-        client
-            .post(url)
-            .header("X-Enate-Secret", SECRET)
-            .body(r#"{"Reference": "in flight"}"#)
-            .send()
-            .await
-            .unwrap()
-    });
+    let in_flight = app.post_in_background("PacketUpdated", r#"{"Reference": "in flight"}"#);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopping = app.begin_stop();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     FaultProxy, TestApp, amqp_url, json, metric_value, spawn_app, spawn_app_with, test_settings,
-    try_spawn_app,
+    try_spawn_app, webhooks_total,
 };
 
 async fn post_reference(app: &TestApp, reference: usize) -> reqwest::Response {
@@ -75,13 +75,7 @@ async fn an_outage_is_spooled_and_forwarded_in_arrival_order_once_the_broker_is_
         metric_value(&metrics, "enate_bridge_spool_forwarded_total"),
         50.0
     );
-    assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="spooled",webhook="PacketUpdated"}"#
-        ),
-        50.0
-    );
+    assert_eq!(webhooks_total(&metrics, "PacketUpdated", "spooled"), 50.0);
     assert_eq!(metric_value(&metrics, "enate_bridge_spool_events"), 0.0);
 }
 
@@ -208,13 +202,7 @@ async fn a_duplicate_within_the_window_is_answered_200_and_not_published_again()
     queue.assert_empty().await;
     let metrics = app.metrics().await;
     assert_eq!(metric_value(&metrics, "enate_bridge_duplicates_total"), 1.0);
-    assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="duplicate",webhook="PacketUpdated"}"#
-        ),
-        1.0
-    );
+    assert_eq!(webhooks_total(&metrics, "PacketUpdated", "duplicate"), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,18 +227,7 @@ async fn requests_over_max_in_flight_get_503_overloaded_at_once() {
     .await;
     // Hold the one request in flight by holding back its confirm.
     proxy.black_hole();
-    let client = app.client.clone();
-    let url = format!("{}/webhooks/PacketUpdated", app.address);
-    let held = tokio::spawn(async move {
-        client
-            .post(url)
-            .header("X-Enate-Secret", crate::helpers::SECRET)
-            .body("{}")
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let held = app.post_in_background("PacketUpdated", "{}");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
@@ -262,15 +239,9 @@ async fn requests_over_max_in_flight_get_503_overloaded_at_once() {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["status"], "overloaded");
     proxy.restore();
-    assert_eq!(held.await.unwrap(), 200);
+    assert_eq!(held.await.unwrap().status(), 200);
     let metrics = app.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            r#"enate_bridge_webhooks_total{outcome="overloaded",webhook="PacketUpdated"}"#
-        ),
-        1.0
-    );
+    assert_eq!(webhooks_total(&metrics, "PacketUpdated", "overloaded"), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

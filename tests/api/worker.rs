@@ -9,7 +9,7 @@ use std::{
 
 use lapin::{
     BasicProperties, Channel,
-    options::{BasicPublishOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{BasicPublishOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
 use serde_json::{Value, json};
@@ -84,7 +84,6 @@ async fn stderr_of(worker: &mut Child) -> String {
 async fn worker_queue(app: &TestApp) -> (Channel, String, DeleteQueue) {
     let queue = format!("{}.worker", app.exchange);
     let cleanup = DeleteQueue(queue.clone());
-    let channel = app.amqp.create_channel().await.unwrap();
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-queue-type".into(),
@@ -92,28 +91,14 @@ async fn worker_queue(app: &TestApp) -> (Channel, String, DeleteQueue) {
     );
     // Gone two minutes after its last use, should the cleanup not run.
     arguments.insert("x-expires".into(), AMQPValue::LongUInt(120_000));
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            app.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    (channel, queue, cleanup)
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let declared = app
+        .declare_bound_queue(&queue, options, arguments, "#")
+        .await;
+    (declared.channel, queue, cleanup)
 }
 
 type Lines = tokio::io::Lines<BufReader<ChildStdout>>;

@@ -133,6 +133,16 @@ impl TestApp {
             .expect("the bridge answers")
     }
 
+    /// POSTs in a task of its own, for a request that must stay in flight.
+    pub fn post_in_background(&self, webhook: &str, body: &str) -> JoinHandle<reqwest::Response> {
+        let request = self
+            .client
+            .post(format!("{}/webhooks/{webhook}", self.address))
+            .header("X-Enate-Secret", SECRET)
+            .body(body.to_string());
+        tokio::spawn(async move { request.send().await.expect("the bridge answers") })
+    }
+
     pub async fn post_json(&self, webhook: &str, body: &Value) -> reqwest::Response {
         self.post_webhook(webhook, body.to_string()).await
     }
@@ -151,17 +161,27 @@ impl TestApp {
 
     /// A fresh exclusive queue bound to the bridge's exchange with `pattern`.
     pub async fn bind_queue(&self, pattern: &str) -> TestQueue {
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        self.declare_bound_queue("", options, FieldTable::default(), pattern)
+            .await
+    }
+
+    /// Declares a queue (`""`: a server-named one) and binds it to the bridge's
+    /// exchange with `pattern`.
+    pub async fn declare_bound_queue(
+        &self,
+        name: &str,
+        options: QueueDeclareOptions,
+        arguments: FieldTable,
+        pattern: &str,
+    ) -> TestQueue {
         let channel = self.amqp.create_channel().await.unwrap();
         let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+            .queue_declare(name.into(), options, arguments)
             .await
             .unwrap();
         channel
@@ -308,6 +328,14 @@ pub fn header(properties: &BasicProperties, name: &str) -> Option<String> {
 
 pub fn json(delivery: &Delivery) -> Value {
     serde_json::from_slice(&delivery.data).expect("the message is JSON")
+}
+
+/// `enate_bridge_webhooks_total` for one webhook and outcome.
+pub fn webhooks_total(metrics: &str, webhook: &str, outcome: &str) -> f64 {
+    metric_value(
+        metrics,
+        &format!(r#"enate_bridge_webhooks_total{{outcome="{outcome}",webhook="{webhook}"}}"#),
+    )
 }
 
 /// The value of one sample line of a /metrics page, 0 when absent.
