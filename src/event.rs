@@ -82,8 +82,8 @@ impl EventBuilder {
         raw: RawObject<'_>,
         received: Timestamp,
     ) -> Result<Event, InvalidPayload> {
-        let id = event_id(webhook, raw.bytes);
-        let data = normalize(raw.object, &self.normalize)?;
+        let id = event_id(webhook, raw.text.as_bytes());
+        let data = normalize(raw, &self.normalize)?;
         let subject = data
             .packet_guid
             .as_deref()

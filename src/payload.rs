@@ -6,10 +6,10 @@ use serde_json::{Map, Value, value::RawValue};
 
 use crate::normalize::InvalidPayload;
 
-/// One object of the body: its bytes as received and its parsed keys.
+/// One object of the body: its text as received and its parsed keys.
 #[derive(Debug)]
 pub struct RawObject<'a> {
-    pub bytes: &'a [u8],
+    pub text: &'a str,
     pub object: Map<String, Value>,
 }
 
@@ -20,7 +20,7 @@ pub fn split_body(body: &[u8]) -> Result<Vec<RawObject<'_>>, InvalidPayload> {
     let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{feff}');
     match trimmed.as_bytes().first() {
         Some(b'{') => Ok(vec![RawObject {
-            bytes: trimmed.as_bytes(),
+            text: trimmed,
             object: parse_object(trimmed)?,
         }]),
         Some(b'[') => {
@@ -44,7 +44,7 @@ pub fn split_body(body: &[u8]) -> Result<Vec<RawObject<'_>>, InvalidPayload> {
                         )));
                     }
                     Ok(RawObject {
-                        bytes: text.as_bytes(),
+                        text,
                         object: parse_object(text)?,
                     })
                 })
@@ -98,7 +98,7 @@ mod tests {
         let body = b"\n  {\"GUID\": \"x\"}\n";
         let objects = split_body(body).unwrap();
         assert_eq!(objects.len(), 1);
-        assert_eq!(objects[0].bytes, b"{\"GUID\": \"x\"}");
+        assert_eq!(objects[0].text, "{\"GUID\": \"x\"}");
         assert_eq!(objects[0].object["GUID"], "x");
     }
 
@@ -107,8 +107,8 @@ mod tests {
         let body = br#"[ {"a":1} , {"b": 2} ]"#;
         let objects = split_body(body).unwrap();
         assert_eq!(objects.len(), 2);
-        assert_eq!(objects[0].bytes, br#"{"a":1}"#);
-        assert_eq!(objects[1].bytes, br#"{"b": 2}"#);
+        assert_eq!(objects[0].text, r#"{"a":1}"#);
+        assert_eq!(objects[1].text, r#"{"b": 2}"#);
     }
 
     #[test]

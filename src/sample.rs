@@ -397,7 +397,12 @@ mod tests {
         };
         for webhook in Webhook::ALL {
             for (n, sample) in samples(webhook, 10).into_iter().enumerate() {
-                let data = normalize(sample, &options)
+                let text = Value::Object(sample.clone()).to_string();
+                let raw = crate::payload::RawObject {
+                    text: &text,
+                    object: sample,
+                };
+                let data = normalize(raw, &options)
                     .unwrap_or_else(|e| panic!("{webhook} sample {n}: {e:?}"));
                 let row = format!("{webhook} sample {n}: {data:?}");
                 assert!(data.warnings.is_empty(), "{row}");

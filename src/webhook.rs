@@ -59,10 +59,11 @@ impl Webhook {
 
     /// Matches `PacketCreated`, `packetcreated`, `packet_created`, `Packet-Created`, ...
     pub fn from_path_segment(segment: &str) -> Option<Webhook> {
-        let folded = fold_name(segment);
+        let (mut given, mut known) = ([0u8; 48], [0u8; 48]);
+        let folded = fold_ascii(segment, &mut given)?;
         Webhook::ALL
             .into_iter()
-            .find(|webhook| fold_name(webhook.enate_name()) == folded)
+            .find(|webhook| fold_ascii(webhook.enate_name(), &mut known) == Some(folded))
     }
 }
 
@@ -72,12 +73,27 @@ impl fmt::Display for Webhook {
     }
 }
 
-/// Lowercases and drops separators, so names compare whatever their casing or separator.
-pub(crate) fn fold_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, '_' | '-' | ' '))
-        .flat_map(char::to_lowercase)
-        .collect()
+/// Lowercases and drops separators (`_`, `-`, space), so names compare whatever
+/// their casing or separator. Folds into a stack buffer, since it runs for every
+/// key of every payload. `None` when the name has a non-ASCII character or folds
+/// to more than `N` bytes: it then cannot be one of the ASCII names it is
+/// matched against.
+pub(crate) fn fold_ascii<'b, const N: usize>(
+    name: &str,
+    buffer: &'b mut [u8; N],
+) -> Option<&'b str> {
+    let mut length = 0;
+    for byte in name.bytes() {
+        if matches!(byte, b'_' | b'-' | b' ') {
+            continue;
+        }
+        if !byte.is_ascii() || length == N {
+            return None;
+        }
+        buffer[length] = byte.to_ascii_lowercase();
+        length += 1;
+    }
+    std::str::from_utf8(&buffer[..length]).ok()
 }
 
 /// Serialized as the name Enate spells it (the spool keeps it this way).
@@ -112,6 +128,22 @@ mod tests {
             }
             assert_eq!(Webhook::ALL[webhook.index()], webhook);
         }
+    }
+
+    #[test]
+    fn names_fold_to_lowercase_without_separators() {
+        let mut buffer = [0u8; 32];
+        for (name, folded) in [
+            ("StartedbyMethod", "startedbymethod"),
+            ("Started_By-Method", "startedbymethod"),
+            ("in progress", "inprogress"),
+            ("GUID", "guid"),
+            ("", ""),
+        ] {
+            assert_eq!(fold_ascii(name, &mut buffer), Some(folded), "{name}");
+        }
+        assert_eq!(fold_ascii("Ünïcode", &mut buffer), None);
+        assert_eq!(fold_ascii(&"x".repeat(33), &mut buffer), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::webhook::fold_name;
+use crate::webhook::fold_ascii;
 
 /// One of Enate's enumerations, with its code-to-name table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +95,12 @@ pub fn parse_enum(kind: EnumKind, value: &Value) -> EnumParse {
             if let Ok(code) = text.parse::<i64>() {
                 return EnumParse::Value(from_code(kind, code));
             }
-            let folded = fold_name(text);
+            let (mut given, mut candidate) = ([0u8; 48], [0u8; 48]);
+            let folded = fold_ascii(text, &mut given);
             let known = kind
                 .table()
                 .iter()
-                .find(|(_, name)| fold_name(name) == folded);
+                .find(|(_, name)| folded.is_some() && fold_ascii(name, &mut candidate) == folded);
             EnumParse::Value(match known {
                 Some(&(code, name)) => EnumValue {
                     name,

@@ -8,9 +8,9 @@ pub mod fields;
 
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, value::RawValue};
 
-use crate::webhook::fold_name;
+use crate::{payload::RawObject, webhook::fold_ascii};
 use enums::{EnumKind, EnumParse, EnumValue, parse_enum};
 use fields::Invalid;
 
@@ -55,9 +55,10 @@ enum Field {
 }
 
 impl Field {
-    /// Keys are matched after [`fold_name`]: any casing, `_`, `-` or space ignored.
+    /// Keys are matched folded: any casing, `_`, `-` or space ignored.
     fn from_key(key: &str) -> Option<Field> {
-        Some(match fold_name(key).as_str() {
+        let mut buffer = [0u8; 32];
+        Some(match fold_ascii(key, &mut buffer)? {
             "guid" => Field::Guid,
             "packetguid" => Field::PacketGuid,
             "reference" => Field::Reference,
@@ -116,7 +117,7 @@ impl Field {
 }
 
 /// The `data` of a normalized event. Field order here is the order in the JSON.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct EventData {
     pub guid: Option<String>,
     pub packet_guid: Option<String>,
@@ -148,13 +149,14 @@ pub struct EventData {
     pub attachment_count: Option<i64>,
     pub extra: Map<String, Value>,
     pub warnings: Vec<String>,
+    /// The object exactly as received.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw: Option<Value>,
+    pub raw: Option<Box<RawValue>>,
 }
 
-/// Normalizes one object. Consumes it so `raw` can keep it without a copy.
+/// Normalizes one object. Consumes it so unknown keys move into `extra` without a copy.
 pub fn normalize(
-    object: Map<String, Value>,
+    raw: RawObject<'_>,
     options: &NormalizeOptions,
 ) -> Result<EventData, InvalidPayload> {
     let mut data = EventData::default();
@@ -162,9 +164,9 @@ pub fn normalize(
     // object are the same field, and the first non-null one wins.
     let mut seen: Vec<Field> = Vec::new();
     let mut given: Vec<Field> = Vec::new();
-    for (key, value) in &object {
-        let Some(field) = Field::from_key(key) else {
-            data.extra.insert(key.clone(), value.clone());
+    for (key, value) in raw.object {
+        let Some(field) = Field::from_key(&key) else {
+            data.extra.insert(key, value);
             continue;
         };
         if seen.contains(&field) {
@@ -178,13 +180,17 @@ pub fn normalize(
         } else {
             seen.push(field);
         }
-        apply(&mut data, field, value, options)?;
+        apply(&mut data, field, &value, options)?;
         if !value.is_null() {
             given.push(field);
         }
     }
     if options.include_raw {
-        data.raw = Some(Value::Object(object));
+        // Embedded verbatim: no second serialization, and byte for byte what Enate sent.
+        data.raw = Some(
+            RawValue::from_string(raw.text.to_string())
+                .expect("the object was parsed from this text"),
+        );
     }
     Ok(data)
 }
@@ -300,10 +306,12 @@ mod tests {
         }
     }
 
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            other => panic!("not an object: {other}"),
+    /// A raw object as `payload::split_body` gives it (its text leaked: tests only).
+    fn object(value: Value) -> RawObject<'static> {
+        let text: &'static str = Box::leak(value.to_string().into_boxed_str());
+        RawObject {
+            text,
+            object: serde_json::from_str(text).expect("an object"),
         }
     }
 
@@ -354,14 +362,15 @@ mod tests {
         assert_eq!(data.due_date.as_deref(), Some("2024-06-01T17:00:00Z"));
         assert_eq!(data.supplier_name, None);
         assert_eq!(data.resolved_on, None);
-        assert_eq!(data.extra, object(json!({"TenantCode": "X1"})));
+        assert_eq!(Value::Object(data.extra), json!({"TenantCode": "X1"}));
         assert!(data.warnings.is_empty(), "{:?}", data.warnings);
-        assert_eq!(data.raw, Some(raw));
+        let kept: Value = serde_json::from_str(data.raw.unwrap().get()).unwrap();
+        assert_eq!(kept, raw);
     }
 
     #[test]
     fn every_field_is_always_present_in_json() {
-        let data = normalize(Map::new(), &options()).unwrap();
+        let data = normalize(object(json!({})), &options()).unwrap();
         let json = serde_json::to_value(&data).unwrap();
         let keys: Vec<&str> = json
             .as_object()
@@ -413,7 +422,7 @@ mod tests {
             include_raw: false,
             ..options()
         };
-        let json = serde_json::to_value(normalize(Map::new(), &options).unwrap()).unwrap();
+        let json = serde_json::to_value(normalize(object(json!({})), &options).unwrap()).unwrap();
         assert!(json.get("raw").is_none());
     }
 
