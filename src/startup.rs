@@ -35,11 +35,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the broker (or starts retrying in the background), binds both
-    /// listeners and returns, ready to run. Fails on a topology conflict or a
-    /// port that cannot be bound.
+    /// Opens the spool, connects to the broker (or starts retrying in the
+    /// background), binds both listeners and returns, ready to run. Fails on a
+    /// spool that cannot be opened, a topology conflict or a port that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
+        // The spool first: it is local and can fail for good (a bad spool.dir), and
+        // then nothing should have started yet.
+        let spool = match settings.spool.mode {
+            SpoolMode::Off => None,
+            _ => Some(Spool::open(
+                &settings.spool.dir,
+                settings.spool.max_bytes,
+                metrics.clone(),
+            )?),
+        };
         let broker = Broker::start(broker_settings(&settings), metrics.clone())
             .await
             .map_err(|message| anyhow::anyhow!(message))
@@ -65,14 +75,6 @@ impl Application {
         let destinations = Destinations {
             exchange: settings.amqp.exchange.clone(),
             quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
-        };
-        let spool = match settings.spool.mode {
-            SpoolMode::Off => None,
-            _ => Some(Spool::open(
-                &settings.spool.dir,
-                settings.spool.max_bytes,
-                metrics.clone(),
-            )?),
         };
         let (stop_forwarder, stop) = watch::channel(false);
         let forwarder = spool.clone().map(|spool| {
