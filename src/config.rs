@@ -74,7 +74,8 @@ pub struct AmqpSettings {
     pub quarantine_exchange: String,
     pub unrouted_exchange: String,
     pub confirm_timeout_ms: u64,
-    /// Confirm-mode channels publishes are spread over.
+    /// Confirm-mode channels at most, each carrying one unconfirmed message at a
+    /// time: the most publishes pending at once.
     pub channels: usize,
     /// Heartbeat asked of the broker, unless the URL sets `?heartbeat=`.
     pub heartbeat_secs: u16,
@@ -174,7 +175,7 @@ impl Default for AmqpSettings {
             quarantine_exchange: "enate.quarantine".into(),
             unrouted_exchange: "enate.unrouted".into(),
             confirm_timeout_ms: 5000,
-            channels: 4,
+            channels: 256,
             heartbeat_secs: 10,
             connection_name: "enate-bridge".into(),
         }

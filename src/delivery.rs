@@ -2,7 +2,7 @@
 //! `spool.mode` says. A 200 is answered only on `Ok`.
 
 use crate::{
-    amqp::{Broker, ChannelChoice, PublishError},
+    amqp::{Broker, PublishError},
     dispatch::{Destinations, Outgoing, publish_all},
     spool::{Spool, SpoolError, SpoolMode},
 };
@@ -38,13 +38,7 @@ impl Delivery {
             spool.append(messages).await?;
             return Ok(Safe::Spooled);
         }
-        let results = publish_all(
-            &self.broker,
-            &self.destinations,
-            messages,
-            ChannelChoice::Next,
-        )
-        .await;
+        let results = publish_all(&self.broker, &self.destinations, messages).await;
         let mut first_error = None;
         let unconfirmed: Vec<Outgoing> = messages
             .iter()

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    amqp::{Broker, ChannelChoice, Message, PublishError},
+    amqp::{Broker, Message, PublishError},
     event::{Event, cloudevents_type},
     webhook::Webhook,
 };
@@ -131,22 +131,18 @@ pub async fn publish(
     broker: &Broker,
     destinations: &Destinations,
     message: &Outgoing,
-    channel: ChannelChoice,
 ) -> Result<(), PublishError> {
     let exchange = match message.destination {
         Destination::Events => &destinations.exchange,
         Destination::Quarantine => &destinations.quarantine_exchange,
     };
     broker
-        .publish(
-            Message {
-                exchange,
-                routing_key: &message.routing_key,
-                body: &message.body,
-                properties: message.properties(),
-            },
-            channel,
-        )
+        .publish(Message {
+            exchange,
+            routing_key: &message.routing_key,
+            body: &message.body,
+            properties: message.properties(),
+        })
         .await?;
     if message.destination == Destination::Events {
         broker.metrics().count_published(
@@ -164,12 +160,11 @@ pub async fn publish_all(
     broker: &Broker,
     destinations: &Destinations,
     messages: &[Outgoing],
-    channel: ChannelChoice,
 ) -> Vec<Result<(), PublishError>> {
     join_all(
         messages
             .iter()
-            .map(|message| publish(broker, destinations, message, channel)),
+            .map(|message| publish(broker, destinations, message)),
     )
     .await
 }

@@ -60,6 +60,8 @@ pub enum ConnectError {
     Unreachable(String),
 }
 
+/// Channels opened with the connection, so the first requests do not wait for one.
+const WARM_CHANNELS: usize = 8;
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(15);
 /// How often the connection's state is looked at, beside its events.
@@ -288,7 +290,7 @@ impl Broker {
                         TopologyError::Connection(error) => unreachable(error.to_string()),
                     })?;
             }
-            Session::open(connection, settings.channels)
+            Session::open(connection, WARM_CHANNELS, settings.channels)
                 .await
                 .map_err(|e| unreachable(format!("opening confirm channels failed: {e}")))
         };

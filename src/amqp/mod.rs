@@ -1,7 +1,8 @@
 //! Everything that talks to RabbitMQ.
 //!
 //! - `broker`: the connection's life (connect, reconnect, blocked, close) and readiness;
-//! - `session`: one connection and its pool of confirm-mode channels;
+//! - `session`: one connection and its pool of confirm-mode channels, one
+//!   unconfirmed message each;
 //! - `publish`: publishing with confirms and classifying failures;
 //! - `topology`: the exchanges and queues the bridge declares.
 
@@ -12,5 +13,4 @@ mod topology;
 
 pub use broker::{Broker, BrokerSettings};
 pub use publish::{Message, PublishError};
-pub use session::ChannelChoice;
 pub use topology::Topology;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use lapin::{BasicProperties, Confirmation, options::BasicPublishOptions};
 
-use super::{broker::Broker, session::ChannelChoice};
+use super::broker::Broker;
 use crate::metrics::FailureReason;
 
 /// One message to publish.
@@ -52,12 +52,8 @@ impl Broker {
     /// Publishes one persistent, mandatory message and waits for its confirm,
     /// at most `amqp.confirm_timeout_ms`. Holds no lock while waiting, so any
     /// number of publishes can be pending at once.
-    pub async fn publish(
-        &self,
-        message: Message<'_>,
-        channel: ChannelChoice,
-    ) -> Result<(), PublishError> {
-        let result = self.publish_and_confirm(message, channel).await;
+    pub async fn publish(&self, message: Message<'_>) -> Result<(), PublishError> {
+        let result = self.publish_and_confirm(message).await;
         if let Err(error) = &result {
             self.metrics().count_failure(error.reason());
             // Debug, not warn: in an outage every request fails; the connection
@@ -67,11 +63,7 @@ impl Broker {
         result
     }
 
-    async fn publish_and_confirm(
-        &self,
-        message: Message<'_>,
-        channel: ChannelChoice,
-    ) -> Result<(), PublishError> {
+    async fn publish_and_confirm(&self, message: Message<'_>) -> Result<(), PublishError> {
         let session = self.session().ok_or(PublishError::Disconnected)?;
         if session.is_blocked() {
             // A blocked connection accepts frames but confirms nothing until the
@@ -86,9 +78,12 @@ impl Broker {
             }
         };
         let started = Instant::now();
+        // On a timeout this future, and the lease in it, is dropped: the channel,
+        // its confirm still pending, is closed rather than reused.
         let confirmed = tokio::time::timeout(self.timeout(), async {
-            let channel = session.channel(channel).await.map_err(channel_error)?;
-            let confirm = channel
+            let lease = session.lease().await.map_err(channel_error)?;
+            let confirm = lease
+                .channel()
                 .basic_publish(
                     message.exchange.into(),
                     message.routing_key.into(),
@@ -101,7 +96,9 @@ impl Broker {
                 )
                 .await
                 .map_err(channel_error)?;
-            confirm.await.map_err(channel_error)
+            let confirmation = confirm.await.map_err(channel_error)?;
+            lease.give_back();
+            Ok(confirmation)
         })
         .await
         .map_err(|_| PublishError::Timeout)??;

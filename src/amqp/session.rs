@@ -1,75 +1,84 @@
-//! One live connection and its small pool of confirm-mode channels.
+//! One live connection and its pool of confirm-mode channels.
 //!
-//! Publishes are spread round-robin over the channels; many confirms may be
-//! pending on each at once, so no request waits for another's confirm. A
-//! channel the broker closed (e.g. after publishing to a missing exchange) is
-//! replaced on next use instead of failing every later publish.
+//! Each channel carries **one unconfirmed message at a time**; concurrency comes
+//! from many channels, not from many confirms pending on one. The reason is a
+//! broker behaviour the fault suite caught: with a `reject-publish` queue bound,
+//! RabbitMQ (seen on 3.10) can send an ack with `multiple=true` that covers a
+//! message which that queue then nacks. A publisher with several confirms pending
+//! on the channel takes that message as confirmed, and it is lost. With one
+//! message per channel, every ack and nack is about exactly one message.
+//!
+//! A publish leases an idle channel (opening one if none is idle, up to
+//! `amqp.channels`), publishes, waits for the confirm, and gives the channel
+//! back. So no request waits for another's confirm until `amqp.channels`
+//! publishes are pending at once. A channel whose confirm did not come back in
+//! time, or that the broker closed, is dropped instead of given back.
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::Mutex;
 
 use lapin::{Channel, Connection, options::ConfirmSelectOptions};
-
-/// Which channel a publish goes out on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelChoice {
-    /// The next in turn: concurrent requests spread over the pool.
-    Next,
-    /// Always the same one: messages published one after another reach the
-    /// broker in that order (the spool's forwarder keeps arrival order this way).
-    First,
-}
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub struct Session {
     pub connection: Connection,
-    slots: Vec<Slot>,
-    next: AtomicUsize,
+    /// Open channels with nothing pending. Locked only to push or pop.
+    idle: Mutex<Vec<Channel>>,
+    /// One permit per channel that may be in use at once.
+    leases: Semaphore,
 }
 
-struct Slot {
-    /// Held only to clone or swap the handle, never across an await.
-    channel: Mutex<Channel>,
-    /// Serializes the repair of this slot, so a burst of requests opens one channel, not many.
-    repair: tokio::sync::Mutex<()>,
+/// A channel with nothing else pending on it, for one publish.
+pub struct Lease<'a> {
+    session: &'a Session,
+    channel: Option<Channel>,
+    _permit: SemaphorePermit<'a>,
 }
 
 impl Session {
-    pub async fn open(connection: Connection, channels: usize) -> lapin::Result<Self> {
-        let mut slots = Vec::with_capacity(channels);
-        for _ in 0..channels {
-            slots.push(Slot {
-                channel: Mutex::new(confirm_channel(&connection).await?),
-                repair: tokio::sync::Mutex::new(()),
-            });
+    /// Opens `warm` channels now (so the first requests do not pay for it), and
+    /// allows up to `max_channels`.
+    pub async fn open(
+        connection: Connection,
+        warm: usize,
+        max_channels: usize,
+    ) -> lapin::Result<Self> {
+        let mut idle = Vec::with_capacity(max_channels);
+        for _ in 0..warm.min(max_channels) {
+            idle.push(confirm_channel(&connection).await?);
         }
         Ok(Self {
             connection,
-            slots,
-            next: AtomicUsize::new(0),
+            idle: Mutex::new(idle),
+            leases: Semaphore::new(max_channels),
         })
     }
 
-    /// The channel to publish on, reopened first if the broker closed it.
-    pub async fn channel(&self, choice: ChannelChoice) -> lapin::Result<Channel> {
-        let index = match choice {
-            ChannelChoice::Next => self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len(),
-            ChannelChoice::First => 0,
+    /// An idle channel, or a new one. Waits only when `amqp.channels` publishes
+    /// are already pending.
+    pub async fn lease(&self) -> lapin::Result<Lease<'_>> {
+        let permit = self
+            .leases
+            .acquire()
+            .await
+            .expect("the lease semaphore is never closed");
+        let reusable = loop {
+            let candidate = self.idle.lock().expect("idle channels poisoned").pop();
+            match candidate {
+                Some(channel) if channel.status().connected() => break Some(channel),
+                // Closed by the broker (e.g. a publish to a missing exchange): drop it.
+                Some(_) => continue,
+                None => break None,
+            }
         };
-        let slot = &self.slots[index];
-        let channel = slot.channel.lock().expect("channel slot poisoned").clone();
-        if channel.status().connected() {
-            return Ok(channel);
-        }
-        let _repairing = slot.repair.lock().await;
-        let current = slot.channel.lock().expect("channel slot poisoned").clone();
-        if current.status().connected() {
-            return Ok(current);
-        }
-        let fresh = confirm_channel(&self.connection).await?;
-        *slot.channel.lock().expect("channel slot poisoned") = fresh.clone();
-        Ok(fresh)
+        let channel = match reusable {
+            Some(channel) => channel,
+            None => confirm_channel(&self.connection).await?,
+        };
+        Ok(Lease {
+            session: self,
+            channel: Some(channel),
+            _permit: permit,
+        })
     }
 
     pub fn is_connected(&self) -> bool {
@@ -78,6 +87,39 @@ impl Session {
 
     pub fn is_blocked(&self) -> bool {
         self.connection.status().blocked()
+    }
+}
+
+impl Lease<'_> {
+    pub fn channel(&self) -> &Channel {
+        self.channel
+            .as_ref()
+            .expect("a lease holds its channel until dropped")
+    }
+
+    /// The confirm is settled: the channel can carry the next message.
+    pub fn give_back(mut self) {
+        if let Some(channel) = self.channel.take() {
+            self.session
+                .idle
+                .lock()
+                .expect("idle channels poisoned")
+                .push(channel);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    /// A lease dropped without `give_back` may still have a confirm pending (a
+    /// timeout, a cancelled request): that channel is closed, never reused.
+    fn drop(&mut self) {
+        if let (Some(channel), Ok(runtime)) =
+            (self.channel.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = channel.close(200, "confirm abandoned".into()).await;
+            });
+        }
     }
 }
 

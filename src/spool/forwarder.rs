@@ -1,8 +1,8 @@
-//! Drains the spool into RabbitMQ: the oldest messages first, published on one
-//! channel so they reach the broker in arrival order, confirms pipelined, and
-//! each deleted only after its confirm. When a message of a batch fails, only
-//! the confirmed messages before it are deleted, so order is kept; those after
-//! it that were confirmed anyway are sent again later (consumers drop them by id).
+//! Drains the spool into RabbitMQ in arrival order: one message at a time, each
+//! confirmed before the next is published (two messages in flight on different
+//! channels could be enqueued in either order), deleted in batches once
+//! confirmed. At the first failure the batch stops, so order is kept; the failed
+//! message is retried first.
 
 use std::time::Duration;
 
@@ -10,11 +10,11 @@ use tokio::sync::watch;
 
 use super::Spool;
 use crate::{
-    amqp::{Broker, ChannelChoice},
-    dispatch::{Destinations, publish_all},
+    amqp::Broker,
+    dispatch::{Destinations, publish},
 };
 
-/// Messages published per round; their confirms are awaited together.
+/// Messages read from the spool per round; their deletion is one commit.
 const BATCH: usize = 256;
 /// Pause after a failed round, so a broker in trouble is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
@@ -69,15 +69,14 @@ async fn forward_batch(
     destinations: &Destinations,
 ) -> Result<bool, super::SpoolError> {
     let batch = spool.oldest(BATCH).await?;
-    let (keys, messages): (Vec<u64>, Vec<_>) = batch.into_iter().unzip();
-    let results = publish_all(broker, destinations, &messages, ChannelChoice::First).await;
-    let confirmed: Vec<u64> = keys
-        .iter()
-        .zip(&results)
-        .take_while(|(_, result)| result.is_ok())
-        .map(|(key, _)| *key)
-        .collect();
-    let all = confirmed.len() == keys.len();
+    let mut confirmed = Vec::with_capacity(batch.len());
+    for (key, message) in &batch {
+        if publish(broker, destinations, message).await.is_err() {
+            break;
+        }
+        confirmed.push(*key);
+    }
+    let all = confirmed.len() == batch.len();
     if !confirmed.is_empty() {
         let forwarded = confirmed.len() as u64;
         spool.remove(confirmed).await?;
