@@ -1,0 +1,292 @@
+//! A private RabbitMQ node for one fault test: its own name, ports and folder,
+//! so it can be stopped, killed, restarted and alarmed without touching the
+//! machine's shared broker on 5672. Dropping it stops it (even during a panic)
+//! and deletes its folder.
+//!
+//! It needs its own RABBITMQ_CONFIG_FILE (`listeners.tcp.local`) and an empty
+//! RABBITMQ_CONF_ENV_FILE, because the machine's /etc/rabbitmq files pin the
+//! shared node's name and port 5672 (see scripts/test, which does the same).
+
+use std::{
+    hash::{Hash, Hasher},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use lapin::{Connection, ConnectionProperties};
+
+/// How long a node gets to boot (about 6 s here; more on a loaded machine).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct Node {
+    pub name: String,
+    pub port: u16,
+    dist_port: u16,
+    dir: PathBuf,
+    /// Each start's `setsid rabbitmq-server`: the leader of the node's process group.
+    servers: std::sync::Mutex<Vec<std::process::Child>>,
+}
+
+impl Node {
+    /// Starts a node named after `test` and this process, and waits until an
+    /// AMQP connection to it succeeds.
+    pub async fn start(test: &str) -> Node {
+        require_rabbitmq();
+        let pid = std::process::id();
+        let slug: String = test
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let (port, dist_port) = free_ports(test, pid);
+        let dir = std::env::temp_dir().join(format!("enate-bridge-faults-{slug}-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("the node's folder can be created");
+        }
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("rabbitmq-env.conf"), "").unwrap();
+        // The server drops to the rabbitmq user: it must own its folder.
+        run("chown", &["-R", "rabbitmq:rabbitmq", dir.to_str().unwrap()])
+            .expect("chown of the node's folder to rabbitmq");
+        let node = Node {
+            name: format!("faults-{slug}-{pid}@localhost"),
+            port,
+            dist_port,
+            dir,
+            servers: std::sync::Mutex::new(Vec::new()),
+        };
+        node.boot().await;
+        node
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Starts the server on this node's folder and ports (first start or restart:
+    /// durable queues and persistent messages survive) and waits until it takes
+    /// AMQP connections.
+    pub async fn boot(&self) {
+        let started = Instant::now();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("out.txt"))
+            .unwrap();
+        let dir = &self.dir;
+        let server = Command::new("setsid")
+            .arg("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", &self.name)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", dir.join("rabbitmq-env.conf"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_FEATURE_FLAGS_FILE", dir.join("feature_flags"))
+            .env("RABBITMQ_PID_FILE", self.pid_file())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("rabbitmq-server can be started");
+        self.servers.lock().unwrap().push(server);
+        loop {
+            if let Ok(Ok(connection)) = tokio::time::timeout(
+                Duration::from_secs(5),
+                Connection::connect(&self.url(), ConnectionProperties::default()),
+            )
+            .await
+            {
+                let _ = connection.close(200, "ready".into()).await;
+                eprintln!(
+                    "faults: node {} ready on 127.0.0.1:{} in {:.1} s",
+                    self.name,
+                    self.port,
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            let exited = self
+                .servers
+                .lock()
+                .unwrap()
+                .last_mut()
+                .and_then(|server| server.try_wait().ok().flatten());
+            if exited.is_some() || started.elapsed() > BOOT_TIMEOUT {
+                panic!(
+                    "the private RabbitMQ node {} did not take AMQP connections ({}); its output:\n{}",
+                    self.name,
+                    exited.map_or(format!("not within {BOOT_TIMEOUT:?}"), |status| format!(
+                        "rabbitmq-server exited: {status}"
+                    )),
+                    std::fs::read_to_string(self.dir.join("out.txt")).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A clean stop (`rabbitmqctl stop`), returning once the server process is gone.
+    pub async fn stop(&self) {
+        let pid = self.beam_pid();
+        let output = self.ctl_async(&["stop"]).await;
+        assert!(
+            output.is_ok(),
+            "rabbitmqctl -n {} stop failed: {output:?}",
+            self.name
+        );
+        if let Some(pid) = pid {
+            wait_gone(pid, Duration::from_secs(30)).await;
+        }
+    }
+
+    /// A crash: kill -9 of the node's beam.smp.
+    pub async fn kill9(&self) {
+        let pid = self
+            .beam_pid()
+            .expect("the node's pid file names its beam.smp");
+        run("kill", &["-9", &pid.to_string()]).expect("kill -9 of beam.smp");
+        wait_gone(pid, Duration::from_secs(10)).await;
+    }
+
+    /// Memory alarm: the broker blocks every publishing connection.
+    pub async fn set_memory_alarm(&self) {
+        self.ctl_async(&["set_vm_memory_high_watermark", "0.0000001"])
+            .await
+            .expect("setting the memory watermark");
+    }
+
+    pub async fn lift_memory_alarm(&self) {
+        self.ctl_async(&["set_vm_memory_high_watermark", "0.4"])
+            .await
+            .expect("resetting the memory watermark");
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("pid")
+    }
+
+    fn beam_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    async fn ctl_async(&self, args: &[&str]) -> Result<String, String> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        let all: Vec<String> = all.into_iter().map(String::from).collect();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            run("rabbitmqctl", &refs)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Node {
+    /// Kills the node (its folder is deleted, so a clean stop would only cost
+    /// time) and whatever is left of each start, then deletes its folder.
+    fn drop(&mut self) {
+        if let Some(pid) = self.beam_pid()
+            && alive(pid)
+        {
+            let _ = run("kill", &["-9", &pid.to_string()]);
+        }
+        let servers = std::mem::take(&mut *self.servers.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut server in servers {
+            if server.try_wait().ok().flatten().is_none() {
+                let _ = run("kill", &["-9", "--", &format!("-{}", server.id())]);
+            }
+            let _ = server.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Fails the test, pointing at scripts/test, when RabbitMQ is not installed.
+fn require_rabbitmq() {
+    let installed = |tool: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(
+        installed("rabbitmq-server") && installed("rabbitmqctl"),
+        "the fault tests start private RabbitMQ nodes, but rabbitmq-server is not installed: \
+         run scripts/test once (it installs Debian's rabbitmq-server), or apt-get install rabbitmq-server"
+    );
+}
+
+/// Two free ports derived from the test's name and the process id: the AMQP
+/// port in 20000-23999, the distribution port 4000 above it, both below the
+/// ephemeral range (32768+) so that no outgoing connection takes one between
+/// this check and the node's bind.
+fn free_ports(test: &str, pid: u32) -> (u16, u16) {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (test, pid).hash(&mut hasher);
+    let mut offset = (hasher.finish() % 4_000) as u16;
+    loop {
+        let port = 20_000 + offset;
+        let dist = port + 4_000;
+        if port_free(port) && port_free(dist) {
+            return (port, dist);
+        }
+        offset = (offset + 7) % 4_000;
+    }
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("0.0.0.0", port)).is_ok()
+}
+
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+async fn wait_gone(pid: u32, within: Duration) {
+    let deadline = Instant::now() + within;
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} still runs after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs a command to its end; `Err` with its output when it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{program} {args:?}: {}: {text}", output.status))
+    }
+}
