@@ -268,6 +268,8 @@ async fn a_conflicting_exchange_stops_the_start_with_a_message_naming_it() {
         settings.amqp.quarantine_exchange.clone(),
         settings.amqp.unrouted_exchange.clone(),
     ]);
+    // The spool was opened before the conflict was found; no TestApp cleans it up.
+    let _ = std::fs::remove_dir_all(&settings.spool.dir);
     assert!(error.contains(&format!("exchange {exchange:?}")), "{error}");
     assert!(error.contains("amqp.exchange"), "{error}");
     assert!(error.contains("amqp.declare_topology"), "{error}");
