@@ -77,6 +77,9 @@ pub struct AmqpSettings {
     /// Confirm-mode channels at most, each carrying one unconfirmed message at a
     /// time: the most publishes pending at once.
     pub channels: usize,
+    /// Unconfirmed messages one channel may carry. 1 is safe with reject-publish
+    /// queues; more lets the broker batch acks.
+    pub confirms_per_channel: usize,
     /// Heartbeat asked of the broker, unless the URL sets `?heartbeat=`.
     pub heartbeat_secs: u16,
     /// Name shown for the connection in the RabbitMQ management UI.
@@ -176,6 +179,7 @@ impl Default for AmqpSettings {
             unrouted_exchange: "enate.unrouted".into(),
             confirm_timeout_ms: 5000,
             channels: 256,
+            confirms_per_channel: 1,
             heartbeat_secs: 10,
             connection_name: "enate-bridge".into(),
         }
@@ -354,6 +358,9 @@ impl Settings {
         }
         if self.amqp.channels == 0 {
             bail!("amqp.channels must be at least 1");
+        }
+        if self.amqp.confirms_per_channel == 0 {
+            bail!("amqp.confirms_per_channel must be at least 1");
         }
         if self.events.source.trim().is_empty() {
             bail!("events.source must not be empty");
@@ -583,6 +590,11 @@ mod tests {
             ),
             ("ENATE_BRIDGE__LOG__FORMAT", "xml", "format"),
             ("ENATE_BRIDGE__SPOOL__MODE", "sometimes", "mode"),
+            (
+                "ENATE_BRIDGE__AMQP__CONFIRMS_PER_CHANNEL",
+                "0",
+                "amqp.confirms_per_channel",
+            ),
             ("ENATE_BRIDGE__SPOOL__MAX_BYTES", "0", "spool.max_bytes"),
         ];
         for (key, value, expected) in cases {

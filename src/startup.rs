@@ -197,6 +197,7 @@ fn broker_settings(settings: &Settings) -> BrokerSettings {
         connection_name: amqp.connection_name.clone(),
         heartbeat_secs: amqp.heartbeat_secs,
         channels: amqp.channels,
+        confirms_per_channel: amqp.confirms_per_channel,
         timeout: Duration::from_millis(amqp.confirm_timeout_ms),
         topology: amqp.declare_topology.then(|| Topology {
             exchange: amqp.exchange.clone(),

@@ -27,6 +27,7 @@ pub struct BrokerSettings {
     pub connection_name: String,
     pub heartbeat_secs: u16,
     pub channels: usize,
+    pub confirms_per_channel: usize,
     /// Bounds every wait on the broker: connecting, declaring, each confirm.
     pub timeout: Duration,
     /// `None` when the topology is managed elsewhere (`amqp.declare_topology = false`).
@@ -290,9 +291,14 @@ impl Broker {
                         TopologyError::Connection(error) => unreachable(error.to_string()),
                     })?;
             }
-            Session::open(connection, WARM_CHANNELS, settings.channels)
-                .await
-                .map_err(|e| unreachable(format!("opening confirm channels failed: {e}")))
+            Session::open(
+                connection,
+                WARM_CHANNELS,
+                settings.channels,
+                settings.confirms_per_channel,
+            )
+            .await
+            .map_err(|e| unreachable(format!("opening confirm channels failed: {e}")))
         };
         let session = tokio::time::timeout(settings.timeout, prepare)
             .await

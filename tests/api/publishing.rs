@@ -287,3 +287,23 @@ async fn the_routing_key_template_and_source_are_configurable() {
     assert_eq!(event["source"], "urn:acme:enate");
     assert!(event["data"].get("raw").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_confirms_per_channel_still_confirm_every_event() {
+    let app = spawn_app_with(|settings| {
+        settings.amqp.confirms_per_channel = 8;
+        settings.amqp.channels = 2;
+    })
+    .await;
+    let queue = app.bind_queue("#").await;
+    let pending: Vec<_> = (0..40)
+        .map(|n| app.post_in_background("PacketUpdated", &json!({"Reference": n}).to_string()))
+        .collect();
+    for request in pending {
+        assert_eq!(request.await.unwrap().status(), 200);
+    }
+    for _ in 0..40 {
+        queue.next().await;
+    }
+    queue.assert_empty().await;
+}
