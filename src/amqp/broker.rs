@@ -64,7 +64,9 @@ pub enum ConnectError {
 /// Channels opened with the connection, so the first requests do not wait for one.
 const WARM_CHANNELS: usize = 8;
 const BACKOFF_START: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(15);
+/// Capped low: the spool waits for the broker, so a quick return matters more than
+/// sparing a recovering broker a connection attempt every few seconds.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// How often the connection's state is looked at, beside its events.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
