@@ -17,7 +17,7 @@ mod record;
 mod writer;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
     thread::JoinHandle,
 };
@@ -79,7 +79,6 @@ pub struct Spool {
 }
 
 struct Inner {
-    path: PathBuf,
     db: Arc<Database>,
     requests: mpsc::Sender<writer::Request>,
     shared: Arc<writer::Shared>,
@@ -139,7 +138,6 @@ impl Spool {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                path,
                 db,
                 requests,
                 shared,
@@ -238,10 +236,6 @@ impl Spool {
 
     pub(crate) async fn appended(&self) {
         self.inner.shared.appended.notified().await;
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Finishes queued writes and stops the writer. Call it after the last request.
