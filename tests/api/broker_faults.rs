@@ -18,7 +18,7 @@ use enate_bridge::spool::SpoolMode;
 
 use crate::helpers::{
     FaultProxy, TestApp, amqp_url, delete_exchanges_and_queues, json, metric_value, spawn_app,
-    spawn_app_with, test_settings, try_spawn_app, webhooks_total,
+    spawn_app_with, spawn_app_without_waiting, test_settings, try_spawn_app, webhooks_total,
 };
 
 const FAILURES: &str = "enate_bridge_publish_failures_total";
@@ -71,7 +71,7 @@ async fn wait_for_readyz(app: &TestApp, status: u16, within: Duration) -> Value 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_unreachable_the_bridge_starts_says_why_and_answers_503_at_once() {
-    let app = spawn_app_with(|settings| {
+    let app = spawn_app_without_waiting(|settings| {
         settings.amqp.urls = vec![
             "amqp://guest:hidden-password@127.0.0.1:1/%2f"
                 .to_string()
@@ -224,6 +224,7 @@ async fn a_returned_message_is_a_503_when_no_alternate_exchange_catches_it() {
         .unwrap();
     let keep_alive = setup.bind_queue("nothing.matches.this").await;
     let app = try_spawn_app(settings).await.unwrap();
+    app.wait_until_connected().await;
 
     let answer = assert_unavailable_at_once(&app, Duration::from_secs(2)).await;
 

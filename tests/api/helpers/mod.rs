@@ -75,7 +75,19 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts the bridge and waits until it is connected to RabbitMQ with its
+/// topology declared, so a test never races the first connection (which, on a
+/// loaded machine, can outlast the test's short confirm timeout and be retried
+/// in the background).
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = spawn_app_without_waiting(customize).await;
+    app.wait_until_connected().await;
+    app
+}
+
+/// Starts the bridge without waiting for RabbitMQ: for tests whose broker is
+/// unreachable on purpose.
+pub async fn spawn_app_without_waiting(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     customize(&mut settings);
     try_spawn_app(settings)
@@ -117,7 +129,27 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
     })
 }
 
+/// How long a bridge gets to connect to RabbitMQ in a test.
+const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+
 impl TestApp {
+    /// Waits until /readyz says the broker is connected: the topology is
+    /// declared and publishing works. Panics after 30 s.
+    pub async fn wait_until_connected(&self) {
+        let deadline = std::time::Instant::now() + CONNECT_WITHIN;
+        loop {
+            let readyz: Value = self.get_admin("/readyz").await.json().await.unwrap();
+            if readyz["broker"]["status"] == "connected" {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the bridge did not connect to RabbitMQ within {CONNECT_WITHIN:?}: {readyz}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// POSTs `body` to /webhooks/{webhook} with the right secret.
     pub async fn post_webhook(
         &self,
@@ -179,6 +211,8 @@ impl TestApp {
         arguments: FieldTable,
         pattern: &str,
     ) -> TestQueue {
+        // The bridge declares the exchange when it connects.
+        self.wait_until_connected().await;
         let channel = self.amqp.create_channel().await.unwrap();
         let queue = channel
             .queue_declare(name.into(), options, arguments)
@@ -281,15 +315,15 @@ pub struct TestQueue {
 }
 
 impl TestQueue {
-    /// The next message, waiting up to 5 seconds for it.
+    /// The next message, waiting up to 15 seconds for it.
     pub async fn next(&self) -> Delivery {
-        for _ in 0..100 {
+        for _ in 0..300 {
             if let Some(message) = self.try_next().await {
                 return message;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no message arrived in queue {} within 5 s", self.name);
+        panic!("no message arrived in queue {} within 15 s", self.name);
     }
 
     pub async fn try_next(&self) -> Option<Delivery> {
