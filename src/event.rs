@@ -6,8 +6,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    normalize::{EventData, InvalidPayload, NormalizeOptions, normalize},
-    payload::RawObject,
+    normalize::{EventData, NormalizeOptions, normalize},
+    payload::{InvalidPayload, RawObject},
     routing::{NONE, RoutingKeyTemplate, RoutingValues},
     webhook::Webhook,
 };

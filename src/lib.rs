@@ -10,10 +10,11 @@
 //! - `payload`: the body split into objects; `normalize`: one object into clean data;
 //!   `event`: the CloudEvents envelope, event id and routing values; `routing`: the
 //!   routing-key template;
-//! - `dedup`: duplicates answered without publishing; `delivery`: published with a
-//!   confirm or spooled; `dispatch`: the message as RabbitMQ gets it; `amqp`: the
-//!   connection, confirm channels, topology and publishing; `spool`: the durable store
-//!   for what RabbitMQ cannot take now, and its forwarder;
+//! - `dedup`: duplicates answered without publishing; `delivery`: the message as
+//!   RabbitMQ gets it, published with a confirm or spooled, and the spool's
+//!   forwarder; `amqp`: the connection, its lanes (channels that send in order
+//!   with many confirms in flight), topology and publishing; `spool`: durable
+//!   storage of opaque records, for what RabbitMQ cannot take now;
 //! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it;
 //!   `sample`: `send-sample`, realistic webhooks to try a running bridge with.
 
@@ -23,7 +24,6 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod delivery;
-pub mod dispatch;
 pub mod event;
 pub mod metrics;
 pub mod normalize;

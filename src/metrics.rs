@@ -131,11 +131,12 @@ pub struct Metrics {
     pub publish_confirm_seconds: Histogram,
     request_duration: Vec<Histogram>,
     pub in_flight_requests: IntGauge,
-    pub amqp_connected: IntGauge,
-    pub amqp_blocked: IntGauge,
-    pub amqp_reconnects: IntCounter,
-    pub spool_events: IntGauge,
-    pub spool_bytes: IntGauge,
+    amqp_connected: IntGauge,
+    amqp_blocked: IntGauge,
+    amqp_login_refused: IntGauge,
+    amqp_reconnects: IntCounter,
+    spool_events: IntGauge,
+    spool_bytes: IntGauge,
     spool_oldest_age_seconds: Gauge,
     pub spool_forwarded: IntCounter,
     pub duplicates: IntCounter,
@@ -250,6 +251,10 @@ impl Metrics {
             "enate_bridge_amqp_blocked",
             "1 while RabbitMQ blocks publishing (connection.blocked, e.g. a memory or disk alarm), else 0.",
         );
+        let amqp_login_refused = gauge(
+            "enate_bridge_amqp_login_refused",
+            "1 while RabbitMQ refuses the bridge's user, password or vhost (a configuration error: events are spooled), else 0.",
+        );
 
         let spool_events = gauge(
             "enate_bridge_spool_events",
@@ -313,6 +318,7 @@ impl Metrics {
             in_flight_requests,
             amqp_connected,
             amqp_blocked,
+            amqp_login_refused,
             amqp_reconnects,
             spool_events,
             spool_bytes,
@@ -322,9 +328,28 @@ impl Metrics {
         }
     }
 
-    /// Sets the age of the oldest spooled event; called before each scrape.
-    pub fn set_spool_oldest_age(&self, seconds: f64) {
-        self.spool_oldest_age_seconds.set(seconds);
+    /// The broker connection's state, sampled before each scrape (the `amqp`
+    /// module keeps it; metrics only report it).
+    pub fn set_amqp_state(
+        &self,
+        connected: bool,
+        blocked: bool,
+        login_refused: bool,
+        reconnects: u64,
+    ) {
+        self.amqp_connected.set(i64::from(connected));
+        self.amqp_blocked.set(i64::from(blocked));
+        self.amqp_login_refused.set(i64::from(login_refused));
+        // Only this method moves the counter, so it follows the broker's count.
+        self.amqp_reconnects
+            .inc_by(reconnects.saturating_sub(self.amqp_reconnects.get()));
+    }
+
+    /// What the spool holds, sampled before each scrape.
+    pub fn set_spool_state(&self, events: u64, bytes: u64, oldest_age_seconds: f64) {
+        self.spool_events.set(events as i64);
+        self.spool_bytes.set(bytes as i64);
+        self.spool_oldest_age_seconds.set(oldest_age_seconds);
     }
 
     /// Counts one request; `None` is a path that names no webhook.
@@ -433,6 +458,7 @@ mod tests {
             "enate_bridge_in_flight_requests",
             "enate_bridge_amqp_connected",
             "enate_bridge_amqp_blocked",
+            "enate_bridge_amqp_login_refused",
             "enate_bridge_amqp_reconnects_total",
             "enate_bridge_build_info",
             "enate_bridge_spool_events",

@@ -4,7 +4,12 @@
 
 use serde_json::{Map, Value, value::RawValue};
 
-use crate::normalize::InvalidPayload;
+/// The payload cannot become an event: not JSON, not an object or array of
+/// objects, or a known field of a type it can never have (found by `normalize`).
+/// The reason names the field (never its value), so it is safe to return and log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidPayload(pub String);
 
 /// One object of the body: its text as received and its parsed keys.
 #[derive(Debug)]

@@ -12,15 +12,14 @@ use tokio::{sync::watch, task::JoinHandle};
 use crate::{
     amqp::{Broker, BrokerSettings, Topology},
     auth::Authenticator,
-    config::Settings,
+    config::{Settings, SpoolMode},
     dedup::{DEFAULT_CAPACITY, Dedup},
-    delivery::Delivery,
-    dispatch::Destinations,
+    delivery::{Delivery, Destinations, SpoolPolicy},
     event::EventBuilder,
     metrics::Metrics,
     normalize::NormalizeOptions,
     routes,
-    spool::{Spool, SpoolMode, forwarder},
+    spool::Spool,
     state::{AppState, Limits},
 };
 
@@ -42,18 +41,15 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         // The spool first: it is local and can fail for good (a bad spool.dir), and
         // then nothing should have started yet.
-        let spool = match settings.spool.mode {
-            SpoolMode::Off => None,
-            _ => Some(Spool::open(
-                &settings.spool.dir,
-                settings.spool.max_bytes,
-                metrics.clone(),
-            )?),
+        let open_spool = || Spool::open(&settings.spool.dir, settings.spool.max_bytes);
+        let policy = match settings.spool.mode {
+            SpoolMode::Off => SpoolPolicy::Off,
+            SpoolMode::OnFailure => SpoolPolicy::OnFailure(open_spool()?),
+            SpoolMode::Always => SpoolPolicy::Always(open_spool()?),
         };
-        let broker = Broker::start(broker_settings(&settings), metrics.clone())
+        let broker = Broker::start(broker_settings(&settings))
             .await
-            .map_err(|message| anyhow::anyhow!(message))
-            .context("RabbitMQ's topology conflicts with the bridge's")?;
+            .context("cannot start on RabbitMQ")?;
 
         let auth = Authenticator::new(
             HeaderName::from_str(&settings.auth.header).context("auth.header")?,
@@ -76,21 +72,9 @@ impl Application {
             exchange: settings.amqp.exchange.clone(),
             quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
         };
+        let delivery = Delivery::new(broker, destinations, policy, metrics.clone());
         let (stop_forwarder, stop) = watch::channel(false);
-        let forwarder = spool.clone().map(|spool| {
-            tokio::spawn(forwarder::run(
-                spool,
-                broker.clone(),
-                destinations.clone(),
-                stop,
-            ))
-        });
-        let delivery = Delivery {
-            broker,
-            destinations,
-            spool,
-            mode: settings.spool.mode,
-        };
+        let forwarder = delivery.start_forwarder(stop);
         let state = web::Data::new(AppState::new(
             auth,
             events,
@@ -179,8 +163,8 @@ impl Application {
             let _ = forwarder.await;
         }
         let delivery = &self.state.delivery;
-        delivery.broker.close().await;
-        if let Some(spool) = &delivery.spool {
+        delivery.broker().close().await;
+        if let Some(spool) = delivery.policy().spool() {
             spool.close().await;
         }
         admin_handle.stop(true).await;

@@ -1,34 +1,39 @@
 //! The life of the connection to RabbitMQ: connect (trying each of `amqp.urls`
-//! in turn), declare the topology, open the confirm channels, notice the loss
-//! of the connection or a `connection.blocked`, and reconnect with capped
-//! exponential backoff and jitter. Requests never wait for any of this: while
-//! there is no usable session, a publish fails at once.
+//! in turn), declare the topology, start the lanes, notice the loss of the
+//! connection or a `connection.blocked`, and reconnect with capped exponential
+//! backoff and jitter. Requests never wait for any of this: while there is no
+//! usable session, a publish fails at once.
 
 use std::{
     str::FromStr,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use futures::StreamExt;
-use lapin::{Connection, ConnectionProperties, Event, uri::AMQPUri};
+use lapin::{Connection, ConnectionProperties, ErrorKind, Event, uri::AMQPUri};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
 use super::{
-    session::Session,
+    lane::LaneHandle,
+    publish::PublishError,
     topology::{Topology, TopologyError},
 };
-use crate::{config::redact_url, metrics::Metrics};
 
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
     pub urls: Vec<SecretString>,
     pub connection_name: String,
     pub heartbeat_secs: u16,
+    /// Lanes (confirm-mode channels) requests are spread over.
     pub channels: usize,
+    /// Confirms in flight per lane at most.
     pub confirms_per_channel: usize,
-    /// Bounds every wait on the broker: connecting, declaring, each confirm.
+    /// Bounds every wait on the broker: connecting, declaring, each publish.
     pub timeout: Duration,
     /// `None` when the topology is managed elsewhere (`amqp.declare_topology = false`).
     pub topology: Option<Topology>,
@@ -42,27 +47,120 @@ pub struct Broker {
 
 struct Inner {
     settings: BrokerSettings,
-    metrics: Arc<Metrics>,
     /// The session requests publish on. The lock is held only to clone or swap the `Arc`.
     session: RwLock<Option<Arc<Session>>>,
     /// Why there is no session, for /readyz and logs.
-    problem: Mutex<String>,
+    problem: Mutex<Unavailable>,
+    reconnects: AtomicU64,
     stop: watch::Sender<bool>,
     /// The supervisor task; `close` waits for it, since it closes the connection.
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-/// Why no connection could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Unreachable(String),
+/// One live connection and its lanes.
+struct Session {
+    connection: Arc<Connection>,
+    /// Requests take these in turn.
+    lanes: Vec<LaneHandle>,
+    next_lane: AtomicUsize,
+    /// A lane of its own for the spool's forwarder, so its window never
+    /// competes with requests.
+    ordered: LaneHandle,
 }
 
-/// Channels opened with the connection, so the first requests do not wait for one.
-const WARM_CHANNELS: usize = 8;
+/// Why the broker cannot confirm a publish now.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    #[error("not connected to RabbitMQ yet")]
+    NotConnectedYet,
+    #[error("{0}")]
+    Connect(ConnectFailures),
+    #[error("lost the connection to RabbitMQ: {0}")]
+    Lost(String),
+    #[error("RabbitMQ blocks publishing (connection.blocked: a memory or disk alarm)")]
+    Blocked,
+}
+
+impl Unavailable {
+    /// Whether RabbitMQ refused the bridge's credentials or vhost: a
+    /// configuration error that waiting will not fix.
+    pub fn is_login_refused(&self) -> bool {
+        matches!(self, Unavailable::Connect(failures) if failures.login_refused())
+    }
+}
+
+/// Why each URL of `amqp.urls` could not be used (passwords redacted).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectFailures(Vec<ConnectFailure>);
+
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    /// The URL with its password replaced by `***`.
+    pub url: String,
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No answer, a refused TCP connection, a broken handshake, a timeout.
+    Unreachable,
+    /// RabbitMQ refused the login (ACCESS_REFUSED) or the vhost (NOT_ALLOWED).
+    LoginRefused,
+}
+
+impl ConnectFailures {
+    pub fn login_refused(&self) -> bool {
+        self.0.iter().any(|f| f.kind == FailureKind::LoginRefused)
+    }
+}
+
+impl std::fmt::Display for ConnectFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, failure) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            match failure.kind {
+                FailureKind::LoginRefused => write!(
+                    f,
+                    "{}: RabbitMQ refused the login: check the user, password and vhost in amqp.urls ({})",
+                    failure.url, failure.detail
+                )?,
+                FailureKind::Unreachable => write!(f, "{}: {}", failure.url, failure.detail)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why the bridge cannot start on this broker.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// What exists on the broker differs from what the bridge declares.
+    #[error(transparent)]
+    Topology(TopologyError),
+    /// Every URL answered, and RabbitMQ refused the login or vhost on one:
+    /// a configuration error, reported at once rather than spooled around.
+    #[error("{0}")]
+    LoginRefused(ConnectFailures),
+}
+
+/// The connection's state, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerStatus {
+    pub connected: bool,
+    pub blocked: bool,
+    pub login_refused: bool,
+    pub reconnects: u64,
+}
+
+/// How a connection attempt failed.
+enum ConnectError {
+    Topology(TopologyError),
+    Failed(ConnectFailures),
+}
+
 const BACKOFF_START: Duration = Duration::from_millis(200);
 /// Capped low: the spool waits for the broker, so a quick return matters more than
 /// sparing a recovering broker a connection attempt every few seconds.
@@ -73,30 +171,36 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 impl Broker {
     /// Connects once and starts the supervisor that keeps the connection alive.
     ///
-    /// A broker that cannot be reached does not stop the start (the bridge answers
-    /// 503 and /readyz says why until it is back); a topology conflict does, since
-    /// only an operator can resolve it.
-    pub async fn start(settings: BrokerSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
+    /// A broker that cannot be reached does not stop the start (the bridge
+    /// spools, and /readyz says why, until it is back). A topology conflict
+    /// does, and so does a login RabbitMQ refuses: only an operator can fix
+    /// those, and a bridge that spooled around them would look healthy.
+    pub async fn start(settings: BrokerSettings) -> Result<Self, StartError> {
         let (stop, _) = watch::channel(false);
         let broker = Broker {
             inner: Arc::new(Inner {
                 settings,
-                metrics,
                 session: RwLock::new(None),
-                problem: Mutex::new("not connected to RabbitMQ yet".into()),
+                problem: Mutex::new(Unavailable::NotConnectedYet),
+                reconnects: AtomicU64::new(0),
                 stop,
                 supervisor: Mutex::new(None),
             }),
         };
         let first = match broker.connect_any().await {
             Ok(session) => Some(session),
-            Err(ConnectError::Conflict(message)) => return Err(message),
-            Err(ConnectError::Unreachable(message)) => {
-                tracing::warn!(error = %message, "RabbitMQ is not reachable yet; retrying in the background");
-                broker.set_problem(message);
+            Err(ConnectError::Topology(error)) => return Err(StartError::Topology(error)),
+            Err(ConnectError::Failed(failures)) if failures.login_refused() => {
+                return Err(StartError::LoginRefused(failures));
+            }
+            Err(ConnectError::Failed(failures)) => {
+                tracing::warn!(error = %failures, "RabbitMQ is not reachable yet; retrying in the background");
+                broker.set_problem(Unavailable::Connect(failures));
                 None
             }
         };
+        // Installed before returning, so the first request finds it.
+        broker.install(first.clone());
         let supervisor = tokio::spawn(broker.clone().supervise(first));
         *broker
             .inner
@@ -106,36 +210,63 @@ impl Broker {
         Ok(broker)
     }
 
-    /// The current session, if the connection is up and ready for publishing.
-    pub(crate) fn session(&self) -> Option<Arc<Session>> {
-        self.inner
-            .session
-            .read()
-            .expect("session lock poisoned")
-            .clone()
-    }
-
-    pub(crate) fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.settings.timeout
     }
 
+    /// The session, if the connection is up and not blocked.
+    fn usable_session(&self) -> Result<Arc<Session>, PublishError> {
+        let session = self
+            .inner
+            .session
+            .read()
+            .expect("session lock poisoned")
+            .clone()
+            .ok_or(PublishError::Disconnected)?;
+        if session.is_blocked() {
+            // A blocked connection accepts frames but confirms nothing until the
+            // alarm clears: fail now rather than hold the request to the timeout.
+            return Err(PublishError::Blocked);
+        }
+        Ok(session)
+    }
+
+    /// The next request lane, in turn.
+    pub(crate) fn next_lane(&self) -> Result<LaneHandle, PublishError> {
+        let session = self.usable_session()?;
+        let index = session.next_lane.fetch_add(1, Ordering::Relaxed) % session.lanes.len();
+        Ok(session.lanes[index].clone())
+    }
+
+    pub(crate) fn ordered_lane(&self) -> Result<LaneHandle, PublishError> {
+        Ok(self.usable_session()?.ordered.clone())
+    }
+
     /// `Ok` while a publish can be confirmed; otherwise why not.
-    pub fn readiness(&self) -> Result<(), String> {
-        match self.session() {
-            Some(session) if session.is_blocked() => Err(
-                "RabbitMQ blocks publishing (connection.blocked: a memory or disk alarm)".into(),
-            ),
+    pub fn readiness(&self) -> Result<(), Unavailable> {
+        let session = self
+            .inner
+            .session
+            .read()
+            .expect("session lock poisoned")
+            .clone();
+        match session {
+            Some(session) if session.is_blocked() => Err(Unavailable::Blocked),
             Some(session) if session.is_connected() => Ok(()),
-            _ => Err(self
-                .inner
-                .problem
-                .lock()
-                .expect("problem lock poisoned")
-                .clone()),
+            _ => Err(self.problem()),
+        }
+    }
+
+    pub fn status(&self) -> BrokerStatus {
+        let readiness = self.readiness();
+        BrokerStatus {
+            connected: !matches!(
+                readiness,
+                Err(Unavailable::NotConnectedYet | Unavailable::Connect(_) | Unavailable::Lost(_))
+            ),
+            blocked: matches!(readiness, Err(Unavailable::Blocked)),
+            login_refused: readiness.as_ref().is_err_and(Unavailable::is_login_refused),
+            reconnects: self.inner.reconnects.load(Ordering::Relaxed),
         }
     }
 
@@ -154,17 +285,20 @@ impl Broker {
         }
     }
 
-    fn set_problem(&self, problem: String) {
+    fn problem(&self) -> Unavailable {
+        self.inner
+            .problem
+            .lock()
+            .expect("problem lock poisoned")
+            .clone()
+    }
+
+    fn set_problem(&self, problem: Unavailable) {
         *self.inner.problem.lock().expect("problem lock poisoned") = problem;
     }
 
     fn install(&self, session: Option<Arc<Session>>) {
-        let connected = session.is_some();
         *self.inner.session.write().expect("session lock poisoned") = session;
-        self.inner.metrics.amqp_connected.set(i64::from(connected));
-        if !connected {
-            self.inner.metrics.amqp_blocked.set(0);
-        }
     }
 
     fn stopping(&self) -> bool {
@@ -174,17 +308,20 @@ impl Broker {
     async fn supervise(self, mut next: Option<Arc<Session>>) {
         let mut stop = self.inner.stop.subscribe();
         let mut backoff = BACKOFF_START;
+        // A login refusal is logged once per change, not once per attempt.
+        let mut last_logged: Option<String> = None;
         loop {
             if let Some(session) = next.take() {
                 self.install(Some(session.clone()));
                 backoff = BACKOFF_START;
+                last_logged = None;
                 let lost = self.watch(&session, &mut stop).await;
                 self.install(None);
                 match lost {
                     None => return self.close_session(&session).await,
                     Some(reason) => {
                         tracing::warn!(%reason, "lost the connection to RabbitMQ; reconnecting");
-                        self.set_problem(format!("lost the connection to RabbitMQ: {reason}"));
+                        self.set_problem(Unavailable::Lost(reason));
                     }
                 }
             }
@@ -193,14 +330,31 @@ impl Broker {
             }
             match self.connect_any().await {
                 Ok(session) => {
-                    self.inner.metrics.amqp_reconnects.inc();
+                    self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("reconnected to RabbitMQ");
                     next = Some(session);
                     continue;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "connecting to RabbitMQ failed");
-                    self.set_problem(error.to_string());
+                Err(ConnectError::Topology(error)) => {
+                    // Declared fine before; now someone changed it. Keep spooling and say so.
+                    let text = error.to_string();
+                    if last_logged.as_deref() != Some(text.as_str()) {
+                        tracing::error!(error = %text, "RabbitMQ's topology conflicts with the bridge's; events are spooled");
+                    }
+                    last_logged = Some(text);
+                    self.set_problem(Unavailable::Lost(error.to_string()));
+                }
+                Err(ConnectError::Failed(failures)) => {
+                    let text = failures.to_string();
+                    if failures.login_refused() {
+                        if last_logged.as_deref() != Some(text.as_str()) {
+                            tracing::error!(error = %text, "RabbitMQ refuses the bridge's login; events are spooled until amqp.urls is fixed");
+                        }
+                        last_logged = Some(text);
+                    } else {
+                        tracing::warn!(error = %text, retry_in_ms = backoff.as_millis() as u64, "connecting to RabbitMQ failed");
+                    }
+                    self.set_problem(Unavailable::Connect(failures));
                 }
             }
             let pause = jitter(backoff);
@@ -223,8 +377,7 @@ impl Broker {
         }
     }
 
-    /// Waits until the session is lost (returns why) or the bridge stops (`None`),
-    /// keeping the blocked gauge in step with the broker's flow control.
+    /// Waits until the session is lost (returns why) or the bridge stops (`None`).
     async fn watch(&self, session: &Session, stop: &mut watch::Receiver<bool>) -> Option<String> {
         let mut events = session.connection.events_listener();
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
@@ -233,11 +386,9 @@ impl Broker {
                 event = events.next() => match event {
                     Some(Event::ConnectionBlocked(reason)) => {
                         tracing::warn!(%reason, "RabbitMQ blocked publishing");
-                        self.inner.metrics.amqp_blocked.set(1);
                     }
                     Some(Event::ConnectionUnblocked) => {
                         tracing::info!("RabbitMQ unblocked publishing");
-                        self.inner.metrics.amqp_blocked.set(0);
                     }
                     Some(Event::Error(error)) => return Some(error.to_string()),
                     Some(_) => {}
@@ -247,7 +398,6 @@ impl Broker {
                     if !session.is_connected() {
                         return Some("the connection is no longer open".into());
                     }
-                    self.inner.metrics.amqp_blocked.set(i64::from(session.is_blocked()));
                 }
                 _ = stop.wait_for(|stop| *stop) => return None,
             }
@@ -256,25 +406,39 @@ impl Broker {
 
     /// Tries each URL once, in order, and returns the first ready session.
     async fn connect_any(&self) -> Result<Arc<Session>, ConnectError> {
-        let mut failures = Vec::new();
+        let mut failures = ConnectFailures::default();
         for url in &self.inner.settings.urls {
             match self.connect(url).await {
                 Ok(session) => return Ok(Arc::new(session)),
-                Err(ConnectError::Conflict(message)) => {
-                    return Err(ConnectError::Conflict(message));
+                Err(ConnectError::Topology(error)) => return Err(ConnectError::Topology(error)),
+                Err(ConnectError::Failed(ConnectFailures(mut these))) => {
+                    failures.0.append(&mut these);
                 }
-                Err(ConnectError::Unreachable(message)) => failures.push(message),
             }
         }
-        Err(ConnectError::Unreachable(failures.join("; ")))
+        Err(ConnectError::Failed(failures))
     }
 
     async fn connect(&self, url: &SecretString) -> Result<Session, ConnectError> {
         let settings = &self.inner.settings;
-        let shown = redact_url(url.expose_secret());
-        let unreachable = |what: String| ConnectError::Unreachable(format!("{shown}: {what}"));
+        let shown = crate::config::redact_url(url.expose_secret());
+        let failed = |kind: FailureKind, detail: String| {
+            ConnectError::Failed(ConnectFailures(vec![ConnectFailure {
+                url: shown.clone(),
+                kind,
+                detail,
+            }]))
+        };
+        let lapin_failure = |error: lapin::Error| {
+            let kind = if is_login_refusal(&error) {
+                FailureKind::LoginRefused
+            } else {
+                FailureKind::Unreachable
+            };
+            failed(kind, error.to_string())
+        };
         let mut uri = AMQPUri::from_str(url.expose_secret())
-            .map_err(|_| unreachable("not an AMQP URL".into()))?;
+            .map_err(|_| failed(FailureKind::Unreachable, "not an AMQP URL".into()))?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(settings.heartbeat_secs);
         }
@@ -283,36 +447,62 @@ impl Broker {
         let prepare = async {
             let connection = Connection::connect_uri(uri, properties)
                 .await
-                .map_err(|e| unreachable(e.to_string()))?;
+                .map_err(lapin_failure)?;
             if let Some(topology) = &settings.topology {
                 topology
                     .declare(&connection)
                     .await
                     .map_err(|error| match error {
-                        TopologyError::Conflict(message) => ConnectError::Conflict(message),
-                        TopologyError::Connection(error) => unreachable(error.to_string()),
+                        TopologyError::Connection(error) => lapin_failure(error),
+                        conflict => ConnectError::Topology(conflict),
                     })?;
             }
-            Session::open(
+            Ok(Session::start(
                 connection,
-                WARM_CHANNELS,
                 settings.channels,
                 settings.confirms_per_channel,
-            )
-            .await
-            .map_err(|e| unreachable(format!("opening confirm channels failed: {e}")))
+            ))
         };
         let session = tokio::time::timeout(settings.timeout, prepare)
             .await
             .map_err(|_| {
-                unreachable(format!(
-                    "no answer within {} ms",
-                    settings.timeout.as_millis()
-                ))
+                failed(
+                    FailureKind::Unreachable,
+                    format!("no answer within {} ms", settings.timeout.as_millis()),
+                )
             })??;
         tracing::info!(url = %shown, "connected to RabbitMQ");
         Ok(session)
     }
+}
+
+impl Session {
+    /// Starts the lanes; each opens its channel with its first message.
+    fn start(connection: Connection, lanes: usize, window: usize) -> Self {
+        let connection = Arc::new(connection);
+        Self {
+            lanes: (0..lanes)
+                .map(|_| LaneHandle::start(connection.clone(), window))
+                .collect(),
+            next_lane: AtomicUsize::new(0),
+            ordered: LaneHandle::start(connection.clone(), window),
+            connection,
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    fn is_blocked(&self) -> bool {
+        self.connection.status().blocked()
+    }
+}
+
+/// RabbitMQ closes the connection with ACCESS_REFUSED (403) for a wrong user or
+/// password, and NOT_ALLOWED (530) for a vhost the user may not open.
+fn is_login_refusal(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if matches!(amqp.get_id(), 403 | 530))
 }
 
 /// A pause between half and all of `base`, so many bridges do not reconnect in step.

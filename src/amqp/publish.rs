@@ -2,24 +2,32 @@
 //! acks it *without* returning it: a `mandatory` message nobody could route
 //! still comes back as an ack, carrying the returned message.
 //!
-//! Failures are classified here, counted here, and nowhere else.
+//! `Broker::publish` spreads messages over the session's lanes (one channel
+//! each, see `lane`): no publish waits for another's confirm, only for its own.
+//! `Broker::in_order` gives one lane for a caller that needs its messages
+//! enqueued in the order it submits them (the spool's forwarder).
 
-use std::time::Instant;
+use std::time::Duration;
 
-use lapin::{BasicProperties, Confirmation, options::BasicPublishOptions};
+use bytes::Bytes;
+use lapin::{BasicProperties, types::ShortString};
 
-use super::broker::Broker;
-use crate::metrics::FailureReason;
+use super::{broker::Broker, lane::LaneHandle};
 
-/// One message to publish.
-pub struct Message<'a> {
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
-    pub body: &'a [u8],
+pub use super::lane::Ticket;
+
+/// One message to publish, persistent and `mandatory`. `properties` should
+/// carry a `message_id`: it is how a returned message is matched to its publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    pub body: Bytes,
     pub properties: BasicProperties,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a message is not confirmed. Every variant means "not safe in RabbitMQ".
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("not connected to RabbitMQ")]
     Disconnected,
@@ -31,87 +39,53 @@ pub enum PublishError {
     Returned,
     #[error("RabbitMQ did not confirm the message in time")]
     Timeout,
-    #[error("the channel failed: {0}")]
-    Channel(String),
+    #[error("the channel failed")]
+    Channel(#[source] lapin::Error),
+    #[error("the channel is not in confirm mode")]
+    NotConfirmMode,
 }
 
-impl PublishError {
-    pub fn reason(&self) -> FailureReason {
-        match self {
-            PublishError::Disconnected => FailureReason::Disconnected,
-            PublishError::Blocked => FailureReason::Blocked,
-            PublishError::Nack => FailureReason::Nack,
-            PublishError::Returned => FailureReason::Returned,
-            PublishError::Timeout => FailureReason::Timeout,
-            PublishError::Channel(_) => FailureReason::Channel,
-        }
-    }
+/// A lane that keeps the order of what is submitted to it.
+#[derive(Clone)]
+pub struct OrderedLane {
+    lane: LaneHandle,
+    timeout: Duration,
 }
 
 impl Broker {
-    /// Publishes one persistent, mandatory message and waits for its confirm,
-    /// at most `amqp.confirm_timeout_ms`. Holds no lock while waiting, so any
-    /// number of publishes can be pending at once.
-    pub async fn publish(&self, message: Message<'_>) -> Result<(), PublishError> {
-        let result = self.publish_and_confirm(message).await;
-        if let Err(error) = &result {
-            self.metrics().count_failure(error.reason());
-            // Debug, not warn: in an outage every request fails; the connection
-            // supervisor reports the outage once, the request log each outcome.
-            tracing::debug!(reason = error.reason().label(), %error, "publish failed");
-        }
-        result
+    /// Publishes one message and waits for its confirm, at most
+    /// `amqp.confirm_timeout_ms` in all (queueing, sending and confirming).
+    /// Returns the time from send to confirm.
+    pub async fn publish(&self, message: Message) -> Result<Duration, PublishError> {
+        let lane = self.next_lane()?;
+        let confirmed = async { lane.submit(message).await?.verdict().await };
+        tokio::time::timeout(self.timeout(), confirmed)
+            .await
+            .map_err(|_| PublishError::Timeout)?
     }
 
-    async fn publish_and_confirm(&self, message: Message<'_>) -> Result<(), PublishError> {
-        let session = self.session().ok_or(PublishError::Disconnected)?;
-        if session.is_blocked() {
-            // A blocked connection accepts frames but confirms nothing until the
-            // alarm clears: fail now rather than hold the request to the timeout.
-            return Err(PublishError::Blocked);
-        }
-        let channel_error = |error: lapin::Error| {
-            if session.is_connected() {
-                PublishError::Channel(error.to_string())
-            } else {
-                PublishError::Disconnected
-            }
-        };
-        let started = Instant::now();
-        // On a timeout this future, and the lease in it, is dropped: the channel,
-        // its confirm still pending, is closed rather than reused.
-        let confirmed = tokio::time::timeout(self.timeout(), async {
-            let lease = session.lease().await.map_err(channel_error)?;
-            let confirm = lease
-                .channel()
-                .basic_publish(
-                    message.exchange.into(),
-                    message.routing_key.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    message.body,
-                    message.properties,
-                )
-                .await
-                .map_err(channel_error)?;
-            let confirmation = confirm.await.map_err(channel_error)?;
-            lease.give_back();
-            Ok(confirmation)
+    /// One lane for messages that must be enqueued in submission order.
+    pub fn in_order(&self) -> Result<OrderedLane, PublishError> {
+        Ok(OrderedLane {
+            lane: self.ordered_lane()?,
+            timeout: self.timeout(),
         })
-        .await
-        .map_err(|_| PublishError::Timeout)??;
-        self.metrics()
-            .publish_confirm_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match confirmed {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(PublishError::Returned),
-            Confirmation::Nack(_) => Err(PublishError::Nack),
-            Confirmation::NotRequested => Err(PublishError::Channel(
-                "the channel is not in confirm mode".into(),
-            )),
-        }
+    }
+}
+
+impl OrderedLane {
+    /// Queues `message` behind everything submitted before it; the ticket gives
+    /// its verdict. Waits while the lane is full, at most the confirm timeout.
+    pub async fn submit(&self, message: Message) -> Result<Ticket, PublishError> {
+        tokio::time::timeout(self.timeout, self.lane.submit(message))
+            .await
+            .map_err(|_| PublishError::Timeout)?
+    }
+
+    /// A ticket's verdict, waiting at most the confirm timeout.
+    pub async fn verdict(&self, ticket: Ticket) -> Result<Duration, PublishError> {
+        tokio::time::timeout(self.timeout, ticket.verdict())
+            .await
+            .map_err(|_| PublishError::Timeout)?
     }
 }

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{routing::RoutingKeyTemplate, spool::SpoolMode};
+use crate::routing::RoutingKeyTemplate;
 
 const ENV_PREFIX: &str = "ENATE_BRIDGE";
 /// Keys whose environment value is a comma-separated list.
@@ -74,11 +74,10 @@ pub struct AmqpSettings {
     pub quarantine_exchange: String,
     pub unrouted_exchange: String,
     pub confirm_timeout_ms: u64,
-    /// Confirm-mode channels at most, each carrying one unconfirmed message at a
-    /// time: the most publishes pending at once.
+    /// Confirm-mode channels requests are spread over, each owned by one task
+    /// that sends in order.
     pub channels: usize,
-    /// Unconfirmed messages one channel may carry. 1 is safe with reject-publish
-    /// queues; more lets the broker batch acks.
+    /// Unconfirmed messages in flight per channel at most. Safe at any value.
     pub confirms_per_channel: usize,
     /// Heartbeat asked of the broker, unless the URL sets `?heartbeat=`.
     pub heartbeat_secs: u16,
@@ -92,6 +91,18 @@ pub struct EventSettings {
     pub source: String,
     pub include_raw: bool,
     pub naive_time_zone: String,
+}
+
+/// `spool.mode`: when events go to the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpoolMode {
+    /// Spool what RabbitMQ does not confirm; publish the rest directly.
+    OnFailure,
+    /// Spool every event before publishing; the forwarder publishes.
+    Always,
+    /// No spool: what RabbitMQ does not confirm is answered 503.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -178,8 +189,8 @@ impl Default for AmqpSettings {
             quarantine_exchange: "enate.quarantine".into(),
             unrouted_exchange: "enate.unrouted".into(),
             confirm_timeout_ms: 5000,
-            channels: 256,
-            confirms_per_channel: 1,
+            channels: 4,
+            confirms_per_channel: 256,
             heartbeat_secs: 10,
             connection_name: "enate-bridge".into(),
         }
@@ -356,11 +367,11 @@ impl Settings {
         if self.amqp.confirm_timeout_ms == 0 {
             bail!("amqp.confirm_timeout_ms must be greater than 0");
         }
-        if self.amqp.channels == 0 {
-            bail!("amqp.channels must be at least 1");
+        if !(1..=1024).contains(&self.amqp.channels) {
+            bail!("amqp.channels must be between 1 and 1024");
         }
-        if self.amqp.confirms_per_channel == 0 {
-            bail!("amqp.confirms_per_channel must be at least 1");
+        if !(1..=65535).contains(&self.amqp.confirms_per_channel) {
+            bail!("amqp.confirms_per_channel must be between 1 and 65535");
         }
         if self.events.source.trim().is_empty() {
             bail!("events.source must not be empty");

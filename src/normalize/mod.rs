@@ -10,7 +10,10 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::{Map, Value, value::RawValue};
 
-use crate::{payload::RawObject, webhook::fold_ascii};
+use crate::{
+    payload::{InvalidPayload, RawObject},
+    webhook::fold_ascii,
+};
 use enums::{EnumKind, EnumParse, EnumValue, parse_enum};
 use fields::Invalid;
 
@@ -20,11 +23,6 @@ pub struct NormalizeOptions {
     pub naive_time_zone: TimeZone,
     pub include_raw: bool,
 }
-
-/// The payload cannot become an event: a known field has a type it can never have.
-/// The reason names the field (never its value), so it is safe to return and log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidPayload(pub String);
 
 /// The documented fields of Enate's webhook bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

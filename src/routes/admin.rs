@@ -5,13 +5,25 @@
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::{spool::now_ms, state::AppState};
+use crate::{spool::now_ms, state::AppState, telemetry::error_chain};
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Some(spool) = &state.delivery.spool {
-        state
-            .metrics
-            .set_spool_oldest_age(spool.stats().oldest_age_seconds(now_ms()));
+    // The broker and the spool keep their own state; it is sampled here, so
+    // neither of them needs to know about metrics.
+    let broker = state.delivery.broker().status();
+    state.metrics.set_amqp_state(
+        broker.connected,
+        broker.blocked,
+        broker.login_refused,
+        broker.reconnects,
+    );
+    if let Some(spool) = state.delivery.policy().spool() {
+        let stats = spool.stats();
+        state.metrics.set_spool_state(
+            stats.events,
+            stats.bytes,
+            stats.oldest_age_seconds(now_ms()),
+        );
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -29,16 +41,19 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let delivery = &state.delivery;
     let mut body = json!({
-        "broker": match delivery.broker.readiness() {
+        "broker": match delivery.broker().readiness() {
             Ok(()) => json!({ "status": "connected" }),
-            Err(reason) => json!({ "status": "unavailable", "reason": reason }),
+            Err(reason) if reason.is_login_refused() => {
+                json!({ "status": "login_refused", "reason": reason.to_string() })
+            }
+            Err(reason) => json!({ "status": "unavailable", "reason": reason.to_string() }),
         },
         "spool": spool_json(&state),
     });
     let verdict = if state.is_shutting_down() {
         Err("shutting down".to_string())
     } else {
-        delivery.readiness()
+        delivery.readiness().map_err(|reason| reason.to_string())
     };
     match verdict {
         Ok(accepting) => {
@@ -60,8 +75,8 @@ pub async fn spool(state: web::Data<AppState>) -> HttpResponse {
 }
 
 fn spool_json(state: &AppState) -> Value {
-    let mode = state.delivery.mode;
-    match &state.delivery.spool {
+    let mode = state.delivery.policy().mode();
+    match state.delivery.policy().spool() {
         None => json!({ "mode": mode }),
         Some(spool) => {
             let stats = spool.stats();
@@ -74,7 +89,7 @@ fn spool_json(state: &AppState) -> Value {
                 "writable": spool.writable().is_ok(),
             });
             if let Err(reason) = spool.writable() {
-                value["reason"] = json!(reason);
+                value["reason"] = json!(error_chain(&reason));
             }
             value
         }

@@ -17,8 +17,12 @@ use uuid::Uuid;
 
 use super::rejection::Rejection;
 use crate::{
-    config::InvalidPayloadPolicy, delivery::Safe, dispatch::Outgoing, event::event_id,
-    metrics::Outcome, normalize::InvalidPayload, payload::split_body, state::AppState,
+    config::InvalidPayloadPolicy,
+    delivery::{Outgoing, Safe},
+    event::event_id,
+    metrics::Outcome,
+    payload::{InvalidPayload, split_body},
+    state::AppState,
     webhook::Webhook,
 };
 

@@ -5,7 +5,12 @@
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::json;
 
-use crate::{delivery::DeliveryError, metrics::Outcome, webhook::Webhook};
+use crate::{
+    delivery::{DeliveryError, failure_reason},
+    metrics::Outcome,
+    spool::SpoolError,
+    webhook::Webhook,
+};
 
 /// Seconds Enate is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -79,7 +84,7 @@ impl ResponseError for Rejection {
             }),
             Rejection::Unavailable(DeliveryError::Unconfirmed(error)) => json!({
                 "status": "unavailable",
-                "reason": format!("RabbitMQ did not confirm the event ({}); retry later", error.reason().label()),
+                "reason": format!("RabbitMQ did not confirm the event ({}); retry later", failure_reason(error).label()),
             }),
             Rejection::Unavailable(DeliveryError::Spool(error)) => json!({
                 "status": "unavailable",
@@ -99,10 +104,10 @@ impl ResponseError for Rejection {
 }
 
 /// A short, path-free reason: the disk error's text could name the spool's path.
-fn spool_reason(error: &crate::spool::SpoolError) -> &'static str {
+fn spool_reason(error: &SpoolError) -> &'static str {
     match error {
-        crate::spool::SpoolError::Full { .. } => "full",
-        crate::spool::SpoolError::Disk(_) => "disk error",
-        crate::spool::SpoolError::Closed => "closed",
+        SpoolError::Full { .. } => "full",
+        SpoolError::Disk(_) => "disk error",
+        SpoolError::Closed => "closed",
     }
 }

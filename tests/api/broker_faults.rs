@@ -14,7 +14,7 @@ use lapin::{
 };
 use serde_json::{Value, json};
 
-use enate_bridge::spool::SpoolMode;
+use enate_bridge::config::SpoolMode;
 
 use crate::helpers::{
     FaultProxy, TestApp, amqp_url, delete_exchanges_and_queues, json, metric_value, spawn_app,

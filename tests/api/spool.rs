@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use enate_bridge::spool::SpoolMode;
+use enate_bridge::config::SpoolMode;
 use serde_json::{Value, json};
 
 use crate::helpers::{

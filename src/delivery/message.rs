@@ -2,7 +2,7 @@
 //! or back out of the spool: destination, routing key, body, and the properties
 //! and headers the contract promises.
 
-use futures::future::join_all;
+use bytes::Bytes;
 use lapin::{
     BasicProperties,
     types::{AMQPValue, FieldTable, LongString},
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    amqp::{Broker, Message, PublishError},
+    amqp::Message,
     event::{Event, cloudevents_type},
     webhook::Webhook,
 };
@@ -50,8 +50,9 @@ pub struct Outgoing {
     /// `x-enate-webhook` and `x-quarantine-reason`.
     pub headers: Vec<(String, String)>,
     pub content_type: Option<String>,
+    /// The body as published; kept apart in the spool record (see `record`).
     #[serde(skip)]
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 impl Outgoing {
@@ -68,7 +69,7 @@ impl Outgoing {
             ],
             content_type: Some(CLOUDEVENTS_CONTENT_TYPE.into()),
             routing_key: event.routing_key,
-            body: event.body,
+            body: event.body.into(),
         }
     }
 
@@ -92,7 +93,7 @@ impl Outgoing {
                 ("x-quarantine-reason".into(), reason.into()),
             ],
             content_type: content_type.filter(|c| c.len() <= 255).map(str::to_string),
-            body,
+            body: body.into(),
         }
     }
 
@@ -104,6 +105,8 @@ impl Outgoing {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The AMQP properties: persistent, `message_id` (the event id: it is also
+    /// how a returned message is matched to its publish), and the contract's headers.
     fn properties(&self) -> BasicProperties {
         let mut headers = FieldTable::default();
         for (name, value) in &self.headers {
@@ -126,45 +129,18 @@ impl Outgoing {
     }
 }
 
-/// Publishes one message and waits for its confirm; counts a published event.
-pub async fn publish(
-    broker: &Broker,
-    destinations: &Destinations,
-    message: &Outgoing,
-) -> Result<(), PublishError> {
-    let exchange = match message.destination {
-        Destination::Events => &destinations.exchange,
-        Destination::Quarantine => &destinations.quarantine_exchange,
-    };
-    broker
-        .publish(Message {
-            exchange,
-            routing_key: &message.routing_key,
-            body: &message.body,
+impl Destinations {
+    /// The AMQP message for `message`: its exchange, routing key, body and properties.
+    pub fn amqp_message(&self, message: &Outgoing) -> Message {
+        let exchange = match message.destination {
+            Destination::Events => &self.exchange,
+            Destination::Quarantine => &self.quarantine_exchange,
+        };
+        Message {
+            exchange: exchange.as_str().into(),
+            routing_key: message.routing_key.as_str().into(),
+            body: message.body.clone(),
             properties: message.properties(),
-        })
-        .await?;
-    if message.destination == Destination::Events {
-        broker.metrics().count_published(
-            message.webhook,
-            message.header("process_type").unwrap_or_default(),
-            message.header("status").unwrap_or_default(),
-        );
+        }
     }
-    Ok(())
-}
-
-/// Publishes every message at once and waits for all confirms; the result of
-/// each, in order.
-pub async fn publish_all(
-    broker: &Broker,
-    destinations: &Destinations,
-    messages: &[Outgoing],
-) -> Vec<Result<(), PublishError>> {
-    join_all(
-        messages
-            .iter()
-            .map(|message| publish(broker, destinations, message)),
-    )
-    .await
 }

@@ -1,0 +1,311 @@
+//! A lane: one confirm-mode channel and the one task that owns it. The task
+//! sends the messages queued to it, in queue order, and settles their confirms,
+//! many of them in flight at once.
+//!
+//! Why a task owns the channel, rather than requests publishing on clones of it:
+//!
+//! - **Send order.** lapin takes a message's delivery tag and queues its frames
+//!   under separate locks. Two tasks publishing on one channel at the same
+//!   moment can put their frames on the wire in the opposite order to their
+//!   tags; the broker numbers messages by arrival, so each confirm then resolves
+//!   the *other* message's future, and with a `reject-publish` queue the ack
+//!   meant for an accepted message lands on a rejected one. (The fault suite
+//!   first blamed RabbitMQ's multi-ack for this; that bug existed in
+//!   3.7.0-3.7.14 and was fixed in 3.7.15/3.8.0, rabbitmq-server #1719. The
+//!   reproducer in `tests/faults/raw_confirms.rs` shows the real cause.) Here a
+//!   single task sends, so tags follow the queue.
+//! - **Returned messages.** lapin attaches a `basic.return` to whichever confirm
+//!   it completes next, not to the message that was returned. With several
+//!   confirms in flight (an ack with `multiple=true` completes them in hash-map
+//!   order), the return of message B can ride on A's ack while B's own ack
+//!   carries nothing: B would look published while no queue has it. So a return
+//!   is matched to its message by `message_id`: every confirm the task can
+//!   settle at once is looked at first, every return collected, and only then is
+//!   each message judged. A message whose own ack carries someone else's return
+//!   may have its return still waiting in lapin: it is judged returned (sent
+//!   again later, at worst a duplicate), never published.
+//!
+//! Confirms are not serialized: up to `window` are in flight per lane, so the
+//! broker acks in batches. A confirm that never comes does not block the lane;
+//! the requester times out and the lane settles it whenever it arrives.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
+use lapin::{
+    Channel, Confirmation, Connection,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::ShortString,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::publish::{Message, PublishError};
+
+/// What a requester learns about its message.
+pub type Verdict = Result<Duration, PublishError>;
+
+struct Request {
+    message: Message,
+    reply: oneshot::Sender<Verdict>,
+}
+
+/// The sending side of a lane; cheap to clone.
+#[derive(Clone)]
+pub struct LaneHandle {
+    requests: mpsc::Sender<Request>,
+}
+
+/// A message queued on a lane; resolves to its verdict.
+pub struct Ticket(oneshot::Receiver<Verdict>);
+
+impl LaneHandle {
+    /// Starts the lane's task on `connection`, with `window` confirms in flight
+    /// at most. The task ends once every handle is dropped and its confirms are
+    /// settled.
+    pub fn start(connection: Arc<Connection>, window: usize) -> Self {
+        // Room for one window queued beside the one in flight: enough to keep the
+        // channel busy, small enough that a stalled broker backs requesters up.
+        let (requests, queue) = mpsc::channel(window);
+        tokio::spawn(Lane::new(connection, window).run(queue));
+        Self { requests }
+    }
+
+    /// Queues `message`; it is sent after everything queued before it on this lane.
+    /// Waits while the lane's queue is full.
+    pub async fn submit(&self, message: Message) -> Result<Ticket, PublishError> {
+        let (reply, verdict) = oneshot::channel();
+        self.requests
+            .send(Request { message, reply })
+            .await
+            .map_err(|_| PublishError::Disconnected)?;
+        Ok(Ticket(verdict))
+    }
+}
+
+impl Ticket {
+    /// The verdict: `Ok(time from send to confirm)` when the broker acked the
+    /// message and did not return it.
+    pub async fn verdict(self) -> Verdict {
+        self.0.await.unwrap_or(Err(PublishError::Disconnected))
+    }
+}
+
+/// A sent message waiting for its confirm.
+struct InFlight {
+    message_id: Option<ShortString>,
+    sent_at: Instant,
+    reply: oneshot::Sender<Verdict>,
+}
+
+struct Lane {
+    connection: Arc<Connection>,
+    channel: Option<Channel>,
+    window: usize,
+    /// Ids of messages the broker returned, waiting to be matched to their
+    /// message; bounded, since a return only concerns messages in flight.
+    returned: RecentIds,
+}
+
+impl Lane {
+    fn new(connection: Arc<Connection>, window: usize) -> Self {
+        Self {
+            connection,
+            channel: None,
+            window,
+            returned: RecentIds::new(window.max(64) * 2),
+        }
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<Request>) {
+        // Opened now so the first message does not wait for it; if this fails,
+        // `send` tries again with the first message.
+        self.channel = confirm_channel(&self.connection).await.ok();
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                // Settle first: it frees the window and answers requesters.
+                biased;
+                Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                    let mut settled = vec![first];
+                    // Every confirm already resolved, so that a return riding on
+                    // another message's ack is seen before anyone is judged.
+                    while let Some(Some(more)) = in_flight.next().now_or_never() {
+                        settled.push(more);
+                    }
+                    self.settle(settled);
+                }
+                request = queue.recv(), if open && in_flight.len() < self.window => {
+                    let Some(Request { message, reply }) = request else {
+                        open = false;
+                        continue;
+                    };
+                    if reply.is_closed() {
+                        // The requester gave up before the message was sent.
+                        continue;
+                    }
+                    let message_id = message.properties.message_id().clone();
+                    match self.send(message).await {
+                        Ok(confirm) => {
+                            let tracked = InFlight { message_id, sent_at: Instant::now(), reply };
+                            in_flight.push(confirm.map(move |result| (tracked, result)));
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the message to lapin on this lane's channel, opening the channel
+    /// if it is not open (first use, or closed by the broker after an error).
+    async fn send(&mut self, message: Message) -> Result<lapin::PublisherConfirm, PublishError> {
+        let channel = match &self.channel {
+            Some(channel) if channel.status().connected() => channel.clone(),
+            _ => {
+                let channel = confirm_channel(&self.connection)
+                    .await
+                    .map_err(|error| self.failure(error))?;
+                self.channel = Some(channel.clone());
+                channel
+            }
+        };
+        channel
+            .basic_publish(
+                message.exchange,
+                message.routing_key,
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &message.body,
+                message.properties,
+            )
+            .await
+            .map_err(|error| self.failure(error))
+    }
+
+    fn failure(&self, error: lapin::Error) -> PublishError {
+        if self.connection.status().connected() {
+            PublishError::Channel(error)
+        } else {
+            PublishError::Disconnected
+        }
+    }
+
+    /// Judges every settled message, once all their returns are collected.
+    fn settle(&mut self, settled: Vec<(InFlight, lapin::Result<Confirmation>)>) {
+        for (_, result) in &settled {
+            if let Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) =
+                result
+                && let Some(id) = returned.delivery.properties.message_id()
+            {
+                self.returned.insert(id.clone());
+            }
+        }
+        for (message, result) in settled {
+            let verdict = match result {
+                Err(error) => Err(self.failure(error)),
+                Ok(Confirmation::Nack(_)) => Err(PublishError::Nack),
+                Ok(Confirmation::NotRequested) => Err(PublishError::NotConfirmMode),
+                // Its own return, or someone else's: then its own may still be
+                // waiting inside lapin, so it cannot be called published.
+                Ok(Confirmation::Ack(Some(_))) => {
+                    self.forget(&message.message_id);
+                    Err(PublishError::Returned)
+                }
+                Ok(Confirmation::Ack(None)) => match &message.message_id {
+                    Some(id) if self.returned.remove(id) => Err(PublishError::Returned),
+                    _ => Ok(message.sent_at.elapsed()),
+                },
+            };
+            // The requester may have timed out and gone; the verdict is then moot.
+            let _ = message.reply.send(verdict);
+        }
+    }
+
+    fn forget(&mut self, message_id: &Option<ShortString>) {
+        if let Some(id) = message_id {
+            self.returned.remove(id);
+        }
+    }
+}
+
+async fn confirm_channel(connection: &Connection) -> lapin::Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// A set that forgets its oldest entries beyond `capacity`.
+struct RecentIds {
+    capacity: usize,
+    /// Each id with the number of its latest insertion, so that a stale entry
+    /// of `order` never evicts a newer insertion of the same id.
+    ids: HashMap<ShortString, u64>,
+    order: VecDeque<(ShortString, u64)>,
+    inserted: u64,
+}
+
+impl RecentIds {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+            inserted: 0,
+        }
+    }
+
+    fn insert(&mut self, id: ShortString) {
+        self.inserted += 1;
+        self.ids.insert(id.clone(), self.inserted);
+        self.order.push_back((id, self.inserted));
+        while self.order.len() > self.capacity {
+            if let Some((oldest, number)) = self.order.pop_front()
+                && self.ids.get(&oldest) == Some(&number)
+            {
+                self.ids.remove(&oldest);
+            }
+        }
+    }
+
+    /// Whether `id` was there; it is not any more.
+    fn remove(&mut self, id: &ShortString) -> bool {
+        self.ids.remove(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_forget_the_oldest_beyond_capacity() {
+        let mut ids = RecentIds::new(2);
+        for id in ["a", "b", "c"] {
+            ids.insert(id.into());
+        }
+        assert!(!ids.remove(&"a".into()));
+        assert!(ids.remove(&"b".into()));
+        assert!(!ids.remove(&"b".into()), "removed once");
+        assert!(ids.remove(&"c".into()));
+    }
+
+    #[test]
+    fn a_stale_entry_never_evicts_a_newer_insertion() {
+        let mut ids = RecentIds::new(2);
+        ids.insert("a".into());
+        ids.insert("a".into());
+        ids.insert("b".into());
+        assert!(ids.remove(&"a".into()), "the second insertion of a is kept");
+    }
+}

@@ -1,0 +1,236 @@
+//! Making messages safe: published with a confirm, or spooled, as the spool
+//! policy says. A 200 is answered only on `Ok`. Every publish outcome, from a
+//! request or from the forwarder, is counted and logged here and nowhere else.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::{StreamExt, stream};
+use serde::Serialize;
+
+use super::{
+    message::{Destination, Destinations, Outgoing},
+    record,
+};
+use crate::{
+    amqp::{Broker, PublishError, Unavailable},
+    config::SpoolMode,
+    metrics::{FailureReason, Metrics},
+    spool::{Spool, SpoolError},
+    telemetry::error_chain,
+};
+
+/// What happens to a message RabbitMQ does not confirm: the only states there
+/// are, so a spool mode without a spool cannot be built.
+#[derive(Clone)]
+pub enum SpoolPolicy {
+    /// No spool: what RabbitMQ does not confirm is answered 503.
+    Off,
+    /// Spool what RabbitMQ does not confirm; publish the rest directly.
+    OnFailure(Spool),
+    /// Spool every message first; the forwarder publishes.
+    Always(Spool),
+}
+
+impl SpoolPolicy {
+    pub fn spool(&self) -> Option<&Spool> {
+        match self {
+            SpoolPolicy::Off => None,
+            SpoolPolicy::OnFailure(spool) | SpoolPolicy::Always(spool) => Some(spool),
+        }
+    }
+
+    pub fn mode(&self) -> SpoolMode {
+        match self {
+            SpoolPolicy::Off => SpoolMode::Off,
+            SpoolPolicy::OnFailure(_) => SpoolMode::OnFailure,
+            SpoolPolicy::Always(_) => SpoolMode::Always,
+        }
+    }
+}
+
+/// Publishes or spools; cheap to clone (the forwarder holds one).
+#[derive(Clone)]
+pub struct Delivery {
+    pub(super) broker: Broker,
+    pub(super) destinations: Destinations,
+    pub(super) policy: SpoolPolicy,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// Where the messages are safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safe {
+    /// Every message confirmed by RabbitMQ.
+    Published,
+    /// Some or all fsynced in the spool, the rest confirmed.
+    Spooled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// RabbitMQ did not confirm, and there is no spool.
+    #[error("RabbitMQ did not confirm a message")]
+    Unconfirmed(#[source] PublishError),
+    #[error("the spool cannot keep the messages")]
+    Spool(#[source] SpoolError),
+}
+
+/// What takes events now, when the bridge is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptingInto {
+    Broker,
+    Spool,
+}
+
+/// Why the bridge cannot answer 200 now.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotReady {
+    #[error("{0}")]
+    Broker(Unavailable),
+    #[error("the spool cannot take events: {}", error_chain(.0))]
+    Spool(SpoolError),
+    #[error("{broker}; and the spool cannot take events: {}", error_chain(spool))]
+    Neither {
+        broker: Unavailable,
+        spool: SpoolError,
+    },
+}
+
+/// Messages of one request published at once at most: enough to fill the
+/// lanes, bounded so one large request cannot flood them.
+const PUBLISH_CONCURRENCY: usize = 64;
+
+impl Delivery {
+    pub fn new(
+        broker: Broker,
+        destinations: Destinations,
+        policy: SpoolPolicy,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            broker,
+            destinations,
+            policy,
+            metrics,
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    pub fn policy(&self) -> &SpoolPolicy {
+        &self.policy
+    }
+
+    pub async fn deliver(&self, messages: &[Outgoing]) -> Result<Safe, DeliveryError> {
+        let spool = match &self.policy {
+            SpoolPolicy::Always(spool) => {
+                spool
+                    .append(messages.iter().map(record::encode).collect())
+                    .await
+                    .map_err(DeliveryError::Spool)?;
+                return Ok(Safe::Spooled);
+            }
+            SpoolPolicy::OnFailure(spool) => Some(spool),
+            SpoolPolicy::Off => None,
+        };
+        let results: Vec<Result<(), PublishError>> = stream::iter(messages)
+            .map(|message| self.publish(message))
+            .buffered(PUBLISH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut first_error = None;
+        let unconfirmed: Vec<Vec<u8>> = messages
+            .iter()
+            .zip(results)
+            .filter_map(|(message, result)| {
+                let error = result.err()?;
+                first_error.get_or_insert(error);
+                Some(record::encode(message))
+            })
+            .collect();
+        let Some(error) = first_error else {
+            return Ok(Safe::Published);
+        };
+        match spool {
+            Some(spool) => {
+                // A timed-out publish may still reach the broker: then the spool
+                // sends it again, with the same id, and consumers drop the copy.
+                spool
+                    .append(unconfirmed)
+                    .await
+                    .map_err(DeliveryError::Spool)?;
+                Ok(Safe::Spooled)
+            }
+            None => Err(DeliveryError::Unconfirmed(error)),
+        }
+    }
+
+    /// Publishes one message and waits for its confirm; counts the outcome.
+    async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
+        let result = self
+            .broker
+            .publish(self.destinations.amqp_message(message))
+            .await;
+        self.count(message, &result);
+        result.map(|_| ())
+    }
+
+    /// The one place where publish outcomes become metrics.
+    pub(super) fn count(&self, message: &Outgoing, result: &Result<Duration, PublishError>) {
+        match result {
+            Ok(confirm_time) => {
+                self.metrics
+                    .publish_confirm_seconds
+                    .observe(confirm_time.as_secs_f64());
+                if message.destination == Destination::Events {
+                    self.metrics.count_published(
+                        message.webhook,
+                        message.header("process_type").unwrap_or_default(),
+                        message.header("status").unwrap_or_default(),
+                    );
+                }
+            }
+            Err(error) => {
+                let reason = failure_reason(error);
+                self.metrics.count_failure(reason);
+                // Debug, not warn: in an outage every request fails; the connection
+                // supervisor reports the outage once, the request log each outcome.
+                tracing::debug!(reason = reason.label(), error = %error, id = %message.id, "publish failed");
+            }
+        }
+    }
+
+    /// `Ok(what takes events now)` while a request can be answered 200.
+    pub fn readiness(&self) -> Result<AcceptingInto, NotReady> {
+        let broker = self.broker.readiness();
+        match &self.policy {
+            SpoolPolicy::Always(spool) => spool
+                .writable()
+                .map(|()| AcceptingInto::Spool)
+                .map_err(NotReady::Spool),
+            SpoolPolicy::Off => broker
+                .map(|()| AcceptingInto::Broker)
+                .map_err(NotReady::Broker),
+            SpoolPolicy::OnFailure(spool) => match (broker, spool.writable()) {
+                (Ok(()), _) => Ok(AcceptingInto::Broker),
+                (Err(_), Ok(())) => Ok(AcceptingInto::Spool),
+                (Err(broker), Err(spool)) => Err(NotReady::Neither { broker, spool }),
+            },
+        }
+    }
+}
+
+/// The `reason` label of a failed publish.
+pub fn failure_reason(error: &PublishError) -> FailureReason {
+    match error {
+        PublishError::Disconnected => FailureReason::Disconnected,
+        PublishError::Blocked => FailureReason::Blocked,
+        PublishError::Nack => FailureReason::Nack,
+        PublishError::Returned => FailureReason::Returned,
+        PublishError::Timeout => FailureReason::Timeout,
+        PublishError::Channel(_) | PublishError::NotConfirmMode => FailureReason::Channel,
+    }
+}

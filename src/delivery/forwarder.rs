@@ -1,0 +1,153 @@
+//! Drains the spool into RabbitMQ, oldest first. The messages of a round are
+//! submitted in arrival order to one lane (one channel, so RabbitMQ enqueues
+//! them in that order) with a window of confirms in flight, and every confirmed
+//! one is deleted in a single commit at the end of the round.
+//!
+//! At the first failure (nack, return, timeout, lost connection) nothing more
+//! is submitted; the messages already in flight are settled, the confirmed ones
+//! deleted, and the next round starts again from the oldest, so the failed
+//! message is retried first. Order holds as long as nothing fails; a message
+//! that failed can land after ones that were already in flight behind it.
+
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
+use tokio::sync::watch;
+
+use super::{Delivery, message::Outgoing, record};
+use crate::{
+    amqp::PublishError,
+    spool::{Key, Spool, SpoolError},
+    webhook::Webhook,
+};
+
+/// Records read from the spool per round; their deletion is one commit.
+const ROUND: usize = 1024;
+/// Pause after a round that did not confirm everything, so a broker in
+/// trouble is not hammered.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How often an idle forwarder looks, beside being woken by appends.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+const BROKER_WAIT: Duration = Duration::from_millis(250);
+
+pub async fn run(delivery: Delivery, spool: Spool, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let pause = if spool.stats().events == 0 {
+            tokio::select! {
+                () = spool.appended() => {}
+                () = tokio::time::sleep(IDLE_TICK) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        } else if delivery.broker.readiness().is_err() {
+            Some(BROKER_WAIT)
+        } else {
+            match forward_round(&delivery, &spool).await {
+                Ok(Round {
+                    all_confirmed: true,
+                }) => None,
+                Ok(Round {
+                    all_confirmed: false,
+                }) => Some(RETRY_PAUSE),
+                Err(error) => {
+                    tracing::warn!(error = %error, "forwarding the spool failed");
+                    Some(RETRY_PAUSE)
+                }
+            }
+        };
+        if let Some(pause) = pause {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+struct Round {
+    all_confirmed: bool,
+}
+
+async fn forward_round(delivery: &Delivery, spool: &Spool) -> Result<Round, SpoolError> {
+    let records = spool.oldest(None, ROUND).await?;
+    let Ok(lane) = delivery.broker.in_order() else {
+        return Ok(Round {
+            all_confirmed: false,
+        });
+    };
+    let total = records.len();
+    let mut verdicts = FuturesOrdered::new();
+    let mut confirmed: Vec<Key> = Vec::with_capacity(total);
+    let mut failed = false;
+    for (key, bytes) in records {
+        let message = match record::decode(&bytes) {
+            Ok(message) => message,
+            Err(error) => unreadable_record(bytes, &error),
+        };
+        match lane
+            .submit(delivery.destinations.amqp_message(&message))
+            .await
+        {
+            Ok(ticket) => {
+                let lane = lane.clone();
+                verdicts.push_back(async move { (key, message, lane.verdict(ticket).await) });
+            }
+            Err(error) => {
+                // Not sent: counted, and retried first in the next round.
+                delivery.count(&message, &Err(error));
+                break;
+            }
+        }
+        // Settle what is already settled, to stop at the first failure.
+        while let Some(Some((key, message, result))) = verdicts.next().now_or_never() {
+            failed |= !settle(delivery, key, &message, result, &mut confirmed);
+        }
+        if failed {
+            break;
+        }
+    }
+    while let Some((key, message, result)) = verdicts.next().await {
+        settle(delivery, key, &message, result, &mut confirmed);
+    }
+    let all_confirmed = confirmed.len() == total;
+    if !confirmed.is_empty() {
+        let forwarded = confirmed.len() as u64;
+        spool.remove(confirmed).await?;
+        delivery.metrics.spool_forwarded.inc_by(forwarded);
+        tracing::debug!(forwarded, "forwarded spooled events");
+    }
+    Ok(Round { all_confirmed })
+}
+
+/// Counts one verdict; `true` when confirmed.
+fn settle(
+    delivery: &Delivery,
+    key: Key,
+    message: &Outgoing,
+    result: Result<Duration, PublishError>,
+    confirmed: &mut Vec<Key>,
+) -> bool {
+    delivery.count(message, &result);
+    let ok = result.is_ok();
+    if ok {
+        confirmed.push(key);
+    }
+    ok
+}
+
+/// A record that cannot be decoded is sent, as its bytes, to quarantine: it
+/// neither blocks the spool nor is lost.
+fn unreadable_record(bytes: Vec<u8>, error: &record::DecodeError) -> Outgoing {
+    tracing::error!(%error, "an unreadable spool record is sent to quarantine");
+    Outgoing::quarantined(
+        crate::event::event_id(Webhook::PacketUpdated, &bytes),
+        Webhook::PacketUpdated,
+        &format!("unreadable spool record: {error}"),
+        bytes,
+        None,
+        crate::spool::now_ms() / 1000,
+    )
+}

@@ -1,0 +1,31 @@
+//! Delivery: an event (or a quarantined payload) made safe, confirmed by
+//! RabbitMQ or fsynced in the spool, and the spool drained back into RabbitMQ.
+//!
+//! - `message`: what RabbitMQ gets (exchange, routing key, properties, headers);
+//! - `deliver`: publish with a confirm or spool, as the spool policy says, and
+//!   the one place where publish outcomes are counted;
+//! - `record`: how a message is kept in the spool;
+//! - `forwarder`: the task that drains the spool in arrival order.
+//!
+//! Built on `amqp` (publishing) and `spool` (durable bytes), which know nothing
+//! of each other or of events.
+
+mod deliver;
+mod forwarder;
+mod message;
+mod record;
+
+pub use deliver::{
+    AcceptingInto, Delivery, DeliveryError, NotReady, Safe, SpoolPolicy, failure_reason,
+};
+pub use message::{APP_ID, Destination, Destinations, Outgoing};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+impl Delivery {
+    /// Starts draining the spool, if there is one; it stops when `stop` turns true.
+    pub fn start_forwarder(&self, stop: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+        let spool = self.policy.spool()?.clone();
+        Some(tokio::spawn(forwarder::run(self.clone(), spool, stop)))
+    }
+}

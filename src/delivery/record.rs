@@ -1,0 +1,90 @@
+//! How a message is kept in the spool: one line of JSON (everything but the
+//! body), a newline, then the body's bytes as received. Readable with any tool,
+//! and the body is never re-encoded (a quarantined payload may not even be UTF-8).
+
+use serde::{Deserialize, Serialize};
+
+use super::message::Outgoing;
+
+/// The header line as written...
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    message: &'a Outgoing,
+}
+
+/// ...and as read back. Records of earlier versions also carry
+/// `spooled_at_ms`, which is ignored: the spool keeps its own times.
+#[derive(Deserialize)]
+struct HeaderIn {
+    message: Outgoing,
+}
+
+/// Why a record cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("a spool record without its header line")]
+    NoHeader,
+    #[error("an unreadable spool record header")]
+    Header(#[source] serde_json::Error),
+}
+
+pub fn encode(message: &Outgoing) -> Vec<u8> {
+    let mut record =
+        serde_json::to_vec(&HeaderOut { message }).expect("a message header always serializes");
+    record.push(b'\n');
+    record.extend_from_slice(&message.body);
+    record
+}
+
+pub fn decode(record: &[u8]) -> Result<Outgoing, DecodeError> {
+    let newline = record
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or(DecodeError::NoHeader)?;
+    let header: HeaderIn =
+        serde_json::from_slice(&record[..newline]).map_err(DecodeError::Header)?;
+    let mut message = header.message;
+    message.body = bytes::Bytes::copy_from_slice(&record[newline + 1..]);
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{delivery::message::Destination, webhook::Webhook};
+
+    #[test]
+    fn a_record_round_trips_with_its_exact_body() {
+        let message = Outgoing::quarantined(
+            uuid::Uuid::from_u128(7),
+            Webhook::NewCommunication,
+            "not JSON",
+            b"\xff\xfe not utf-8\n with a newline".to_vec(),
+            Some("text/plain"),
+            1_700_000_000,
+        );
+        let decoded = decode(&encode(&message)).unwrap();
+        assert_eq!(decoded, message);
+        assert_eq!(decoded.destination, Destination::Quarantine);
+    }
+
+    #[test]
+    fn a_record_of_an_earlier_version_is_read() {
+        let old = b"{\"spooled_at_ms\":1700000000123,\"message\":{\"destination\":\"events\",\
+            \"id\":\"00000000-0000-0000-0000-000000000007\",\"webhook\":\"PacketUpdated\",\
+            \"routing_key\":\"packet_updated.ticket.resolved\",\"timestamp\":1700000000,\
+            \"headers\":[[\"event\",\"packet_updated\"]],\"content_type\":\"application/cloudevents+json\"}}\n{\"a\":1}";
+        let message = decode(old).unwrap();
+        assert_eq!(message.routing_key, "packet_updated.ticket.resolved");
+        assert_eq!(&message.body[..], b"{\"a\":1}");
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error() {
+        assert!(matches!(decode(b"no newline"), Err(DecodeError::NoHeader)));
+        assert!(matches!(
+            decode(b"{not json}\nbody"),
+            Err(DecodeError::Header(_))
+        ));
+    }
+}
