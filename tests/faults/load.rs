@@ -61,6 +61,9 @@ pub struct LoadSpec {
     pub total: usize,
     /// Events per second over all clients; `None`: as fast as the bridge answers.
     pub rate: Option<f64>,
+    /// The references' first letters (`{prefix}{client}-{seq}`), so that two
+    /// loads in one test never send the same event.
+    pub prefix: &'static str,
 }
 
 impl Default for LoadSpec {
@@ -69,6 +72,7 @@ impl Default for LoadSpec {
             clients: 16,
             total: 3000,
             rate: None,
+            prefix: "c",
         }
     }
 }
@@ -116,7 +120,7 @@ impl Load {
                         let slot = (seq * spec.clients + client) as f64 / rate;
                         tokio::time::sleep_until(started + Duration::from_secs_f64(slot)).await;
                     }
-                    let reference = format!("c{client}-{seq}");
+                    let reference = format!("{}{client}-{seq}", spec.prefix);
                     let sent_at = started.elapsed();
                     sent.fetch_add(1, Ordering::SeqCst);
                     let (answer, event_ids) = send(&http, &url, &reference).await;
@@ -206,6 +210,14 @@ impl Load {
 pub struct History {
     pub records: Vec<Record>,
     pub duration: Duration,
+}
+
+impl History {
+    /// Adds a later load's events to this history.
+    pub fn extend(&mut self, later: History) {
+        self.records.extend(later.records);
+        self.duration += later.duration;
+    }
 }
 
 async fn send(http: &reqwest::Client, url: &str, reference: &str) -> (Answer, Vec<String>) {
