@@ -4,6 +4,7 @@
 
 mod admin;
 mod broker_faults;
+mod contract;
 mod helpers;
 mod ingress;
 mod publishing;

@@ -1,6 +1,8 @@
 //! `spawn_app()` and what tests need around it: a consumer on the test's own
-//! queues, and a TCP proxy that can cut or black-hole the broker connection.
+//! queues (each message it gets checked against the published contract), and a
+//! TCP proxy that can cut or black-hole the broker connection.
 
+pub mod contract;
 mod proxy;
 
 pub use proxy::FaultProxy;
@@ -326,12 +328,16 @@ impl TestQueue {
         panic!("no message arrived in queue {} within 15 s", self.name);
     }
 
+    /// The next message, if any, once checked against the published contract.
     pub async fn try_next(&self) -> Option<Delivery> {
-        self.channel
+        let delivery = self
+            .channel
             .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get works")
-            .map(|message| message.delivery)
+            .map(|message| message.delivery)?;
+        contract::check_delivery(&delivery);
+        Some(delivery)
     }
 
     /// Asserts the queue stays empty (messages are confirmed before the bridge
