@@ -1,5 +1,6 @@
-//! HTTP handlers: `ingress` for Enate, `admin` for operators, and `rejection`,
-//! the one place where a refusal becomes a status code and a JSON body.
+//! HTTP handlers: `ingress` for Enate, `admin` for operators, `contract` for the
+//! documents of the contract (on the admin listener), and `rejection`, the one
+//! place where a refusal becomes a status code and a JSON body.
 
 pub mod admin;
 pub mod contract;
