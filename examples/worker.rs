@@ -45,7 +45,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The CloudEvents envelope, with only what this worker uses. Serde ignores every
-/// other field, so fields the bridge adds later cannot break the worker.
+/// other field, so fields the bridge adds later cannot break the worker. The full
+/// contract is `schemas/event.schema.json`; the tests at the end of this file hold
+/// these types against it.
 #[derive(Debug, Deserialize)]
 struct Event {
     id: uuid::Uuid,
@@ -289,4 +291,112 @@ fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
         let _ = set.send(true);
     });
     Ok(stop)
+}
+
+/// The worker's types against the published contract (`schemas/`): they read
+/// every example event of the AsyncAPI document (real bridge output), each field
+/// from the schema property of the same name, and a field that can be absent or
+/// null in the schema is an `Option` here, so no valid event fails to parse.
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    const SCHEMA: &str = include_str!("../schemas/event.schema.json");
+    const ASYNCAPI: &str = include_str!("../schemas/asyncapi.json");
+
+    /// Every event example of the AsyncAPI document.
+    fn examples() -> Vec<Value> {
+        let asyncapi: Value = serde_json::from_str(ASYNCAPI).unwrap();
+        asyncapi["components"]["messages"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| *name != "quarantined")
+            .flat_map(|(_, message)| message["examples"].as_array().unwrap().clone())
+            .map(|example| example["payload"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_worker_reads_every_example_event_field_by_field() {
+        let examples = examples();
+        assert!(examples.len() >= 6, "an example per event type");
+        for payload in examples {
+            let event: Event = serde_json::from_value(payload.clone())
+                .unwrap_or_else(|error| panic!("{error}: {payload}"));
+            assert_eq!(payload["id"], event.id.to_string());
+            assert_eq!(payload["type"], event.kind);
+            assert_eq!(
+                payload["time"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<jiff::Timestamp>()
+                    .unwrap(),
+                event.time
+            );
+            assert_eq!(payload["subject"].as_str(), event.subject.as_deref());
+            let data = &payload["data"];
+            assert_eq!(data["reference"].as_str(), event.data.reference.as_deref());
+            assert_eq!(
+                data["process_type"].as_str(),
+                event.data.process_type.as_deref()
+            );
+            assert_eq!(data["status"].as_str(), event.data.status.as_deref());
+        }
+    }
+
+    /// Each field the worker reads: where it is in the schema, and whether the
+    /// worker requires it (not an `Option`).
+    const FIELDS: [(&str, &str, bool); 8] = [
+        ("/properties/id", "/required", true),
+        ("/properties/type", "/required", true),
+        ("/properties/time", "/required", true),
+        ("/properties/subject", "/required", false),
+        ("/properties/data", "/required", true),
+        (
+            "/$defs/data/properties/reference",
+            "/$defs/data/required",
+            false,
+        ),
+        (
+            "/$defs/data/properties/process_type",
+            "/$defs/data/required",
+            false,
+        ),
+        (
+            "/$defs/data/properties/status",
+            "/$defs/data/required",
+            false,
+        ),
+    ];
+
+    #[test]
+    fn what_the_worker_requires_the_schema_promises() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        for (property, required, worker_requires) in FIELDS {
+            let declared = schema
+                .pointer(property)
+                .unwrap_or_else(|| panic!("the schema has no {property}"));
+            let name = property.rsplit('/').next().unwrap();
+            let always_there = schema
+                .pointer(required)
+                .and_then(Value::as_array)
+                .is_some_and(|names| names.iter().any(|n| n == name));
+            let nullable = declared["type"]
+                .as_array()
+                .is_some_and(|types| types.iter().any(|t| t == "null"));
+            assert_eq!(
+                worker_requires,
+                always_there && !nullable,
+                "{property}: the worker {} it, the schema says required {always_there}, nullable {nullable}",
+                if worker_requires {
+                    "requires"
+                } else {
+                    "does not require"
+                }
+            );
+        }
+    }
 }

@@ -4,8 +4,9 @@
 //! A request's path through the modules:
 //!
 //! - `routes`: HTTP handlers; `routes::ingress` receives `POST /webhooks/{webhook}`,
-//!   `routes::admin` serves /metrics, /healthz, /readyz, `routes::rejection` turns
-//!   refusals into status codes;
+//!   `routes::admin` serves /metrics, /healthz, /readyz, `routes::contract` the
+//!   contract's documents (`schemas/`), `routes::rejection` turns refusals into
+//!   status codes;
 //! - `webhook`: the six Enate webhook names; `auth`: the secret header check;
 //! - `payload`: the body split into objects; `normalize`: one object into clean data;
 //!   `event`: the CloudEvents envelope, event id and routing values; `routing`: the

@@ -76,14 +76,15 @@ pub const UNKNOWN: &str = "unknown";
 pub enum EnumParse {
     Absent,
     Value(EnumValue),
-    /// The value is a type no enumeration can have (an object, a list, a boolean, a fraction).
+    /// The value is a type no enumeration can have (an object, a list, a boolean, a
+    /// fraction, a number out of range).
     Invalid,
 }
 
 pub fn parse_enum(kind: EnumKind, value: &Value) -> EnumParse {
     match value {
         Value::Null => EnumParse::Absent,
-        Value::Number(number) => match number.as_i64().or_else(|| integral_f64(number.as_f64()?)) {
+        Value::Number(number) => match whole_number(number) {
             Some(code) => EnumParse::Value(from_code(kind, code)),
             None => EnumParse::Invalid,
         },
@@ -93,7 +94,14 @@ pub fn parse_enum(kind: EnumKind, value: &Value) -> EnumParse {
                 return EnumParse::Absent;
             }
             if let Ok(code) = text.parse::<i64>() {
-                return EnumParse::Value(from_code(kind, code));
+                // Out of range, it is no code the event can carry: like an unknown name.
+                return EnumParse::Value(match safe(code) {
+                    Some(code) => from_code(kind, code),
+                    None => EnumValue {
+                        name: UNKNOWN,
+                        code: None,
+                    },
+                });
             }
             let (mut given, mut candidate) = ([0u8; 48], [0u8; 48]);
             let folded = fold_ascii(text, &mut given);
@@ -128,8 +136,44 @@ fn from_code(kind: EnumKind, code: i64) -> EnumValue {
     }
 }
 
-pub(crate) fn integral_f64(value: f64) -> Option<i64> {
-    (value.fract() == 0.0 && value.abs() < 9.0e15).then_some(value as i64)
+/// The largest whole number that every JSON reader reads exactly: 2^53 - 1,
+/// JavaScript's `Number.MAX_SAFE_INTEGER`. Codes and counts outside ±this are
+/// refused, so a Node.js or .NET worker never reads a rounded code; the published
+/// schemas declare this range (the API tester found 2^63 and 10^27 codes
+/// that were refused with a misleading reason, or accepted by one path and not
+/// the other).
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// A code or count: a whole number within ±[`MAX_SAFE_INTEGER`], written as an
+/// integer or as a float (`2.0`, `1e3`).
+pub(crate) fn whole_number(number: &serde_json::Number) -> Option<i64> {
+    let whole = match number.as_i64() {
+        Some(whole) => whole,
+        None => {
+            let value = number.as_f64()?;
+            // Within the range every whole f64 converts exactly.
+            if value.fract() != 0.0 || value.abs() > MAX_SAFE_INTEGER as f64 {
+                return None;
+            }
+            value as i64
+        }
+    };
+    safe(whole)
+}
+
+/// The number, if within ±[`MAX_SAFE_INTEGER`].
+pub(crate) fn safe(whole: i64) -> Option<i64> {
+    (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER)
+        .contains(&whole)
+        .then_some(whole)
+}
+
+/// What a number that is not a code or count is, for a reason.
+pub(crate) fn describe_number(number: &serde_json::Number) -> &'static str {
+    match number.as_f64() {
+        Some(value) if value.fract() != 0.0 => "a fraction",
+        _ => "a number out of range",
+    }
 }
 
 #[cfg(test)]
@@ -232,7 +276,30 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_up_to_2_to_the_53_are_codes() {
+        for (number, code) in [
+            (json!(MAX_SAFE_INTEGER), MAX_SAFE_INTEGER),
+            (json!(-MAX_SAFE_INTEGER), -MAX_SAFE_INTEGER),
+            (json!(9007199254740991.0), MAX_SAFE_INTEGER),
+            (json!(1e15), 1_000_000_000_000_000),
+        ] {
+            assert_eq!(
+                parse_enum(EnumKind::Status, &number),
+                value(UNKNOWN, code),
+                "{number}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_names_have_no_code() {
+        assert_eq!(
+            parse_enum(EnumKind::Status, &json!("9007199254740992")),
+            EnumParse::Value(EnumValue {
+                name: UNKNOWN,
+                code: None
+            })
+        );
         assert_eq!(
             parse_enum(EnumKind::Status, &json!("Escalated")),
             EnumParse::Value(EnumValue {
@@ -251,7 +318,16 @@ mod tests {
                 "{absent}"
             );
         }
-        for invalid in [json!({"a": 1}), json!([1]), json!(true), json!(1.5)] {
+        for invalid in [
+            json!({"a": 1}),
+            json!([1]),
+            json!(true),
+            json!(1.5),
+            json!(9007199254740992i64),
+            json!(-9007199254740992i64),
+            json!(1e19),
+            json!(9223372036854775808u64),
+        ] {
             assert_eq!(
                 parse_enum(EnumKind::Status, &invalid),
                 EnumParse::Invalid,

@@ -9,7 +9,7 @@ use jiff::{Timestamp, civil, tz::TimeZone};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::enums::integral_f64;
+use super::enums::{describe_number, safe, whole_number};
 
 /// The value's JSON type can never be this field's.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,19 +90,25 @@ pub fn format_utc(ts: Timestamp) -> String {
     ts.to_string()
 }
 
+/// 0000-01-01T00:00:00Z, in seconds: RFC 3339 has four-digit years, so an earlier
+/// instant has no RFC 3339 form (jiff would print `-000249-...`). The tests'
+/// schema check found one, from `/Date(-70000000000000)/`.
+const EARLIEST_RFC3339_SECOND: i64 = -62_167_219_200;
+
 /// ISO 8601 with an offset, without one (read in `naive_zone`), a plain date
-/// (midnight in `naive_zone`), or .NET's `/Date(1700000000000)/` form.
+/// (midnight in `naive_zone`), or .NET's `/Date(1700000000000)/` form; `None`
+/// for anything else, and for an instant before the year 0.
 pub fn parse_timestamp(text: &str, naive_zone: &TimeZone) -> Option<Timestamp> {
-    if let Some(ts) = parse_dotnet_date(text) {
-        return Some(ts);
-    }
-    if let Ok(ts) = text.parse::<Timestamp>() {
-        return Some(ts);
-    }
-    if let Ok(datetime) = text.parse::<civil::DateTime>() {
-        return naive_zone.to_timestamp(datetime).ok();
-    }
-    None
+    let parsed = if let Some(ts) = parse_dotnet_date(text) {
+        Some(ts)
+    } else if let Ok(ts) = text.parse::<Timestamp>() {
+        Some(ts)
+    } else if let Ok(datetime) = text.parse::<civil::DateTime>() {
+        naive_zone.to_timestamp(datetime).ok()
+    } else {
+        None
+    };
+    parsed.filter(|ts| ts.as_second() >= EARLIEST_RFC3339_SECOND)
 }
 
 /// `/Date(ms)/` or `/Date(ms+hhmm)/`: milliseconds since the epoch in UTC; the
@@ -154,18 +160,18 @@ pub fn cc_list(value: &Value) -> FieldResult<Vec<String>> {
 pub fn count(value: &Value, warnings: &mut Vec<String>, field: &str) -> FieldResult<i64> {
     match value {
         Value::Null => Ok(None),
-        Value::Number(n) => match n.as_i64().or_else(|| integral_f64(n.as_f64()?)) {
+        Value::Number(n) => match whole_number(n) {
             Some(count) => Ok(Some(count)),
-            None => Err(Invalid("a fraction")),
+            None => Err(Invalid(describe_number(n))),
         },
         Value::String(s) => {
             let s = s.trim();
             if s.is_empty() {
                 return Ok(None);
             }
-            match s.parse::<i64>() {
-                Ok(count) => Ok(Some(count)),
-                Err(_) => {
+            match s.parse::<i64>().ok().and_then(safe) {
+                Some(count) => Ok(Some(count)),
+                None => {
                     warnings.push(format!("{field}: not a whole number, set to null"));
                     Ok(None)
                 }
@@ -245,7 +251,7 @@ mod tests {
     fn date_forms() {
         let utc = TimeZone::UTC;
         let london = TimeZone::get("Europe/London").unwrap();
-        let cases: [(&str, &TimeZone, &str); 12] = [
+        let cases: [(&str, &TimeZone, &str); 13] = [
             ("2024-05-01T10:00:00Z", &utc, "2024-05-01T10:00:00Z"),
             ("2024-05-01T10:00:00+02:00", &utc, "2024-05-01T08:00:00Z"),
             ("2024-05-01T10:00:00-0500", &utc, "2024-05-01T15:00:00Z"),
@@ -266,6 +272,7 @@ mod tests {
             ("2024-05-01 10:00:00", &utc, "2024-05-01T10:00:00Z"),
             ("/Date(1700000000000)/", &london, "2023-11-14T22:13:20Z"),
             ("/Date(1700000000000+0100)/", &utc, "2023-11-14T22:13:20Z"),
+            ("0000-01-01T00:00:00Z", &utc, "0000-01-01T00:00:00Z"),
         ];
         for (input, zone, expected) in cases {
             let mut warnings = Vec::new();
@@ -290,6 +297,8 @@ mod tests {
             json!("next tuesday"),
             json!("2024-13-45T00:00:00Z"),
             json!("/Date(abc)/"),
+            json!("/Date(-70000000000000)/"),
+            json!("-000001-12-31T23:59:59Z"),
             json!(1700000000),
         ] {
             let mut warnings = Vec::new();
@@ -362,7 +371,11 @@ mod tests {
         assert_eq!(count(&json!(null), &mut warnings, "n"), Ok(None));
         assert!(warnings.is_empty());
         assert_eq!(count(&json!("three"), &mut warnings, "n"), Ok(None));
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(
+            count(&json!("9007199254740992"), &mut warnings, "n"),
+            Ok(None)
+        );
+        assert_eq!(warnings.len(), 2);
         assert_eq!(
             count(&json!(2.5), &mut warnings, "n"),
             Err(Invalid("a fraction"))
@@ -370,6 +383,10 @@ mod tests {
         assert_eq!(
             count(&json!([1]), &mut warnings, "n"),
             Err(Invalid("a list"))
+        );
+        assert_eq!(
+            count(&json!(1e20), &mut warnings, "n"),
+            Err(Invalid("a number out of range"))
         );
         assert_eq!(
             count(&json!(true), &mut warnings, "n"),

@@ -285,7 +285,7 @@ fn describe_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a fraction",
+        Value::Number(number) => enums::describe_number(number),
         Value::String(_) => "text",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",

@@ -1,7 +1,9 @@
-//! HTTP handlers: `ingress` for Enate, `admin` for operators, and `rejection`,
-//! the one place where a refusal becomes a status code and a JSON body.
+//! HTTP handlers: `ingress` for Enate, `admin` for operators, `contract` for the
+//! documents of the contract (on the admin listener), and `rejection`, the one
+//! place where a refusal becomes a status code and a JSON body.
 
 pub mod admin;
+pub mod contract;
 pub mod ingress;
 pub mod rejection;
 
@@ -22,11 +24,33 @@ pub fn ingress(config: &mut web::ServiceConfig) {
 /// The admin routes.
 pub fn admin(config: &mut web::ServiceConfig) {
     config
-        .route("/metrics", web::get().to(admin::metrics))
-        .route("/healthz", web::get().to(admin::healthz))
-        .route("/readyz", web::get().to(admin::readyz))
-        .route("/spool", web::get().to(admin::spool))
-        .default_service(web::to(not_found));
+        .service(admin_resource("/metrics").route(web::get().to(admin::metrics)))
+        .service(admin_resource("/healthz").route(web::get().to(admin::healthz)))
+        .service(admin_resource("/readyz").route(web::get().to(admin::readyz)))
+        .service(admin_resource("/spool").route(web::get().to(admin::spool)))
+        .configure(contract::routes)
+        .default_service(web::to(admin_not_found));
+}
+
+/// A path of the admin listener. It answers GET only; another method gets 405
+/// with `Allow: GET`, as the OpenAPI document says (the API tester found a 404
+/// that named the webhook path, which is not on this listener).
+pub(crate) fn admin_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        HttpResponse::MethodNotAllowed()
+            .insert_header(("Allow", "GET"))
+            .json(json!({
+                "status": "method_not_allowed",
+                "reason": "the admin listener answers GET only",
+            }))
+    }))
+}
+
+async fn admin_not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "status": "not_found",
+        "reason": "no such route; /openapi.json lists this listener's routes",
+    }))
 }
 
 async fn not_found() -> HttpResponse {

@@ -5,6 +5,7 @@
 mod admin;
 mod broker_faults;
 mod confirms;
+mod contract;
 mod helpers;
 mod ingress;
 mod publishing;

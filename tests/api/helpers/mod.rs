@@ -1,6 +1,10 @@
 //! `spawn_app()` and what tests need around it: a consumer on the test's own
 //! queues, and a TCP proxy that can cut or black-hole the broker connection.
+//! Every message a test consumes and every answer of `post_webhook`,
+//! `post_in_background` and `get_admin` is checked against the published
+//! contract (`contract`).
 
+pub mod contract;
 mod proxy;
 
 pub use proxy::FaultProxy;
@@ -156,13 +160,15 @@ impl TestApp {
         webhook: &str,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Response {
-        self.client
+        let response = self
+            .client
             .post(format!("{}/webhooks/{webhook}", self.address))
             .header("X-Enate-Secret", SECRET)
             .body(body)
             .send()
             .await
-            .expect("the bridge answers")
+            .expect("the bridge answers");
+        contract::checked("POST", &format!("/webhooks/{webhook}"), response).await
     }
 
     /// POSTs in a task of its own, for a request that must stay in flight.
@@ -172,7 +178,11 @@ impl TestApp {
             .post(format!("{}/webhooks/{webhook}", self.address))
             .header("X-Enate-Secret", SECRET)
             .body(body.to_string());
-        tokio::spawn(async move { request.send().await.expect("the bridge answers") })
+        let path = format!("/webhooks/{webhook}");
+        tokio::spawn(async move {
+            let response = request.send().await.expect("the bridge answers");
+            contract::checked("POST", &path, response).await
+        })
     }
 
     pub async fn post_json(&self, webhook: &str, body: &Value) -> reqwest::Response {
@@ -180,11 +190,13 @@ impl TestApp {
     }
 
     pub async fn get_admin(&self, path: &str) -> reqwest::Response {
-        self.client
+        let response = self
+            .client
             .get(format!("{}{path}", self.admin_address))
             .send()
             .await
-            .expect("the admin listener answers")
+            .expect("the admin listener answers");
+        contract::checked("GET", path, response).await
     }
 
     pub async fn metrics(&self) -> String {
@@ -326,12 +338,16 @@ impl TestQueue {
         panic!("no message arrived in queue {} within 15 s", self.name);
     }
 
+    /// The next message, if any, once checked against the published contract.
     pub async fn try_next(&self) -> Option<Delivery> {
-        self.channel
+        let delivery = self
+            .channel
             .basic_get(self.name.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .expect("basic.get works")
-            .map(|message| message.delivery)
+            .map(|message| message.delivery)?;
+        contract::check_delivery(&delivery);
+        Some(delivery)
     }
 
     /// Asserts the queue stays empty (messages are confirmed before the bridge
