@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `check-config`, `healthcheck`,
-//! `spool status`, `send-sample`.
+//! `spool status`, `send-sample`, `subscriptions`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -56,6 +56,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         count: usize,
     },
+    /// The bridge's webhook subscriptions in Enate, from [enate]: plan, apply, list, delete.
+    Subscriptions {
+        #[command(subcommand)]
+        command: crate::subscriptions::SubscriptionsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +93,7 @@ pub fn run() -> ExitCode {
             url,
             count,
         } => crate::sample::run(&settings, webhook, url, count),
+        Command::Subscriptions { command } => crate::subscriptions::run(&settings, command),
     }
 }
 

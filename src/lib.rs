@@ -15,7 +15,8 @@
 //!   connection, confirm channels, topology and publishing; `spool`: the durable store
 //!   for what RabbitMQ cannot take now, and its forwarder;
 //! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it;
-//!   `sample`: `send-sample`, realistic webhooks to try a running bridge with.
+//!   `sample`: `send-sample`, realistic webhooks to try a running bridge with;
+//!   `subscriptions`: the bridge's webhook subscriptions in Enate, as code.
 
 pub mod amqp;
 pub mod auth;
@@ -34,5 +35,6 @@ pub mod sample;
 pub mod spool;
 pub mod startup;
 pub mod state;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod webhook;
