@@ -70,7 +70,19 @@ enum SpoolCommand {
 }
 
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, not clap's 2: `subscriptions plan` exits 2 for
+    // "changes pending", and a typo in a CI job must not read as that.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {

@@ -24,7 +24,7 @@ use crate::config::{EnateAuthMethod, EnateSettings};
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 /// How much of an Enate error body is quoted.
-const DETAIL_CHARS: usize = 300;
+const DETAIL_CHARS: usize = 500;
 
 /// A call to Enate, named as in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +53,9 @@ pub enum EnateError {
     #[error("{0}")]
     Setup(String),
     #[error(
-        "Enate refused {operation} ({status}): the account of enate.auth needs Enate's Process Builder \
-         role and rights on the filter object (the company, contract, service or process); a wrong or \
-         expired token is refused the same way{detail}"
+        "Enate refused {operation} ({status}){detail}. The account of enate.auth needs Enate's Process \
+         Builder role and rights on the filter object (the company, contract, service or process); a \
+         wrong or expired token is refused the same way"
     )]
     Refused {
         operation: Operation,
@@ -63,8 +63,8 @@ pub enum EnateError {
         detail: String,
     },
     #[error(
-        "Enate answered {operation} with 404 Not Found{detail}: check enate.api_url (the base URL of \
-         the Web API, under which its Swagger page lists WebHookSubscription)"
+        "Enate answered {operation} with 404 Not Found{detail}. Check enate.api_url: the base URL of \
+         the Web API, under which its Swagger page lists WebHookSubscription"
     )]
     NotFound {
         operation: Operation,
@@ -104,7 +104,7 @@ pub enum EnateError {
         reason: String,
     },
     #[error(
-        "the token endpoint refused the client credentials ({status}){detail}: check \
+        "the token endpoint refused the client credentials ({status}){detail}. Check \
          enate.auth.client_id and client_secret"
     )]
     TokenRefused { status: StatusCode, detail: String },
@@ -142,8 +142,10 @@ pub enum Unsubscribed {
     AlreadyGone,
 }
 
-/// Replaces every known secret in a text. Secrets shorter than 4 characters are
-/// left alone: replacing them would garble every message and protect nothing.
+/// Replaces every known secret in a text: as it is, JSON-escaped once and
+/// twice (a JSON body quoted inside a JSON answer), and form-encoded (a token
+/// request echoed). Secrets shorter than 4 characters are left alone:
+/// replacing them would garble every message and protect nothing.
 #[derive(Default)]
 struct Redactor {
     secrets: Vec<SecretString>,
@@ -152,9 +154,27 @@ struct Redactor {
 impl Redactor {
     fn add(&mut self, secret: &SecretString) {
         let trimmed = secret.expose_secret().trim();
-        if trimmed.len() >= 4 {
-            self.secrets.push(SecretString::from(trimmed));
+        if trimmed.len() < 4 {
+            return;
         }
+        let json_escaped = |text: &str| {
+            let quoted = serde_json::to_string(text).expect("a string serializes");
+            quoted[1..quoted.len() - 1].to_string()
+        };
+        let once = json_escaped(trimmed);
+        let twice = json_escaped(&once);
+        for form in [trimmed.to_string(), once, twice, form_encoded(trimmed)] {
+            if !self
+                .secrets
+                .iter()
+                .any(|known| known.expose_secret() == form)
+            {
+                self.secrets.push(SecretString::from(form));
+            }
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        self.secrets
+            .sort_by_key(|secret| std::cmp::Reverse(secret.expose_secret().len()));
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -453,6 +473,19 @@ impl EnateClient {
     }
 }
 
+/// `application/x-www-form-urlencoded` text of a value.
+fn form_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (byte as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 /// An error and its causes, `: `-separated (reqwest's own text stops at the first).
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -534,7 +567,20 @@ mod tests {
             ": {\"CustomHeaderValue\": \"[redacted]\", \"x\": \"abc\"}"
         );
         assert_eq!(redactor.detail(b" \n"), "");
-        let long = redactor.detail("é".repeat(400).as_bytes());
+        let mut redactor = Redactor::default();
+        redactor.add(&SecretString::from(r#"q"uo\te d"#));
+        for echoed in [
+            r#"{"CustomHeaderValue": "q\"uo\\te d"}"#,
+            r#"{"Request": "{\"CustomHeaderValue\": \"q\\\"uo\\\\te d\"}"}"#,
+            "client_secret=q%22uo%5Cte+d&grant_type=client_credentials",
+        ] {
+            let detail = redactor.detail(echoed.as_bytes());
+            assert!(
+                detail.contains("[redacted]") && !detail.contains("uo"),
+                "{echoed} -> {detail}"
+            );
+        }
+        let long = redactor.detail("é".repeat(DETAIL_CHARS + 100).as_bytes());
         assert!(long.ends_with("...") && long.chars().count() == 2 + DETAIL_CHARS + 3);
     }
 
