@@ -6,6 +6,7 @@ mod admin;
 mod broker_faults;
 mod helpers;
 mod ingress;
+mod last_event;
 mod publishing;
 mod sample;
 mod shutdown;
