@@ -76,20 +76,20 @@ pub enum EnateError {
         status: StatusCode,
         detail: String,
     },
-    #[error("Enate answered {operation} with {status} on each of {attempts} attempts{detail}")]
+    #[error("Enate answered {operation} with {status} ({}){detail}", Attempts(*.attempts))]
     ServerError {
         operation: Operation,
         status: StatusCode,
         attempts: u32,
         detail: String,
     },
-    #[error("Enate did not answer {operation} within {timeout_secs} s, {attempts} attempts")]
+    #[error("Enate did not answer {operation} within {timeout_secs} s ({})", Attempts(*.attempts))]
     Timeout {
         operation: Operation,
         timeout_secs: u64,
         attempts: u32,
     },
-    #[error("cannot reach Enate for {operation} ({attempts} attempts): {reason}")]
+    #[error("cannot reach Enate for {operation} ({}): {reason}", Attempts(*.attempts))]
     Unreachable {
         operation: Operation,
         attempts: u32,
@@ -130,6 +130,18 @@ impl EnateError {
             *attempts = total;
         }
         self
+    }
+}
+
+/// "1 attempt", "3 attempts".
+struct Attempts(u32);
+
+impl std::fmt::Display for Attempts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 attempt"),
+            n => write!(f, "{n} attempts"),
+        }
     }
 }
 

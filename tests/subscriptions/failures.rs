@@ -140,7 +140,7 @@ async fn enate_failing_for_good_is_given_up_after_the_retries() {
     assert_eq!(plan.code, 1, "{}", plan.describe());
     assert!(
         plan.stderr.contains(
-            "Enate answered GetAllWebhookSubscriptions with 500 Internal Server Error on each of 3 attempts"
+            "Enate answered GetAllWebhookSubscriptions with 500 Internal Server Error (3 attempts)"
         ),
         "{}",
         plan.describe()
@@ -164,7 +164,7 @@ async fn enate_failing_for_good_is_given_up_after_the_retries() {
     assert!(
         apply
             .stderr
-            .contains("Enate did not answer GetAllWebhookSubscriptions within 1 s, 3 attempts"),
+            .contains("Enate did not answer GetAllWebhookSubscriptions within 1 s (3 attempts)"),
         "{}",
         apply.describe()
     );
@@ -199,9 +199,7 @@ async fn a_replacement_whose_unsubscribe_fails_is_reported_and_finished_by_the_n
             && apply
                 .stdout
                 .contains(&format!("could not unsubscribe {}", old.guid))
-            && apply
-                .stdout
-                .contains("502 Bad Gateway on each of 3 attempts"),
+            && apply.stdout.contains("502 Bad Gateway (3 attempts)"),
         "{}",
         apply.describe()
     );
