@@ -200,7 +200,7 @@ impl EnateSettings {
                 return Err(invalid(
                     format!("enate.subscriptions[{index}]"),
                     format!(
-                        "repeats enate.subscriptions[{first}] (same webhook, filter object and subscriber URL)"
+                        "repeats enate.subscriptions[{first}] (same webhook, filter object GUID and subscriber URL)"
                     ),
                 ));
             }
@@ -225,9 +225,10 @@ impl EnateSettings {
         }
     }
 
+    /// Two entries for one subscription. The filter type is left out, as the
+    /// plan leaves it out: a GUID names one object, whatever its type.
     fn same_subscription(&self, a: &SubscriptionEntry, b: &SubscriptionEntry) -> bool {
         a.webhook == b.webhook
-            && a.filter_object_type == b.filter_object_type
             && a.filter_object_guid == b.filter_object_guid
             && normalize_url(&self.subscriber_url(a)) == normalize_url(&self.subscriber_url(b))
     }
@@ -443,7 +444,7 @@ mod tests {
                 section(&format!(
                     "{}{}",
                     entry("PacketUpdated", "31", GUID),
-                    entry("PacketUpdated", "\"company\"", GUID)
+                    entry("PacketUpdated", "\"contract\"", GUID)
                 )),
                 "enate.subscriptions[1]: repeats enate.subscriptions[0]",
             ),

@@ -46,9 +46,22 @@ impl Desired {
     fn key(&self) -> Key {
         Key {
             webhook: self.webhook.enate_name().to_string(),
-            filter_object_type: self.filter_object_type.name().to_string(),
             filter_object_guid: self.filter_object_guid.hyphenated().to_string(),
             subscriber_url: normalize_url(&self.subscriber_url),
+        }
+    }
+
+    /// Why Enate's filter type contradicts this one, if it does. A type Enate
+    /// names in a way this bridge does not know (its docs show `"None"`) cannot
+    /// contradict: the GUID names the object. Were the type part of the key, an
+    /// instance answering `"None"` would make every apply subscribe again.
+    fn type_difference(&self, subscription: &Subscription) -> Option<String> {
+        match subscription.filter_object_type {
+            Known::Known(given) if given != self.filter_object_type => Some(format!(
+                "filter type is {given}, not {}",
+                self.filter_object_type
+            )),
+            _ => None,
         }
     }
 }
@@ -65,11 +78,11 @@ pub fn points_at_bridge(subscriber_url: &str, public_url: &str, desired: &[Desir
             .any(|wanted| normalize_url(&wanted.subscriber_url) == url)
 }
 
-/// What identifies a subscription, as comparable text.
+/// What identifies a subscription, as comparable text. The filter type is
+/// compared apart (see [`Desired::type_difference`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
     webhook: String,
-    filter_object_type: String,
     filter_object_guid: String,
     subscriber_url: String,
 }
@@ -79,10 +92,6 @@ impl Key {
         Key {
             webhook: match &subscription.webhook {
                 Known::Known(webhook) => webhook.enate_name().to_string(),
-                Known::Other(text) => text.clone(),
-            },
-            filter_object_type: match &subscription.filter_object_type {
-                Known::Known(filter_type) => filter_type.name().to_string(),
                 Known::Other(text) => text.clone(),
             },
             filter_object_guid: match &subscription.filter_object_guid {
@@ -232,10 +241,10 @@ impl Plan {
                 .filter(|&index| keys[index] == key)
                 .collect();
             matches.iter().for_each(|&index| claimed[index] = true);
-            let current = matches
-                .iter()
-                .copied()
-                .find(|&index| expected.is_current(&existing[index]));
+            let current = matches.iter().copied().find(|&index| {
+                expected.is_current(&existing[index])
+                    && wanted.type_difference(&existing[index]).is_none()
+            });
             let mut row = Row {
                 action: Action::Create,
                 entry: Some(wanted.entry),
@@ -260,7 +269,9 @@ impl Plan {
                 }
                 (count, None) => {
                     for &index in &matches {
-                        let differences = expected.differences(&existing[index]).join("; ");
+                        let mut differences = expected.differences(&existing[index]);
+                        differences.extend(wanted.type_difference(&existing[index]));
+                        let differences = differences.join("; ");
                         row.reasons.push(if count == 1 {
                             differences
                         } else {
@@ -286,7 +297,10 @@ impl Plan {
                 action: Action::Delete,
                 entry: None,
                 webhook: keys[index].webhook.clone(),
-                filter_object_type: keys[index].filter_object_type.clone(),
+                filter_object_type: match &subscription.filter_object_type {
+                    Known::Known(filter_type) => filter_type.name().to_string(),
+                    Known::Other(text) => text.clone(),
+                },
                 filter_object_guid: keys[index].filter_object_guid.clone(),
                 subscriber_url: subscription.subscriber_url.clone(),
                 subscriptions: vec![subscription.guid],
@@ -457,6 +471,34 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn another_filter_type_is_a_change_but_a_type_enate_does_not_name_is_not() {
+        let url = format!("{PUBLIC}/webhooks/PacketUpdated");
+        let mut contract = existing(10, "PacketUpdated", 1, &url, "X-Enate-Secret", "new");
+        contract.filter_object_type = Known::Known(FilterObjectType::Contract);
+        let changed = plan(
+            &[desired(0, Webhook::PacketUpdated, 1)],
+            &[contract],
+            &["new"],
+        );
+        assert_eq!(
+            actions(&changed),
+            [(
+                Action::Change,
+                "filter type is contract, not company".into()
+            )]
+        );
+
+        let mut unnamed = existing(11, "PacketUpdated", 1, &url, "X-Enate-Secret", "new");
+        unnamed.filter_object_type = Known::Other("None".into());
+        let unchanged = plan(
+            &[desired(0, Webhook::PacketUpdated, 1)],
+            &[unnamed],
+            &["new"],
+        );
+        assert_eq!(actions(&unchanged), [(Action::Unchanged, String::new())]);
     }
 
     #[test]
