@@ -103,6 +103,8 @@ pub enum EnateError {
         operation: Operation,
         reason: String,
     },
+    #[error("Enate lists no subscription {0} (`enate-bridge subscriptions list` shows them)")]
+    UnknownSubscription(Uuid),
     #[error(
         "the token endpoint refused the client credentials ({status}){detail}. Check \
          enate.auth.client_id and client_secret"

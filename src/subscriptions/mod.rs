@@ -21,7 +21,7 @@ pub use plan::{Action, Desired, Expected, Plan, Row, points_at_bridge};
 
 use std::process::ExitCode;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -95,7 +95,7 @@ async fn execute(
         .auth
         .secrets
         .iter()
-        .map(|secret| SecretString::from(secrecy::ExposeSecret::expose_secret(secret).trim()))
+        .map(|secret| SecretString::from(secret.expose_secret().trim()))
         .collect();
     let expected = Expected {
         header: &settings.auth.header,
@@ -154,9 +154,7 @@ async fn execute(
         }
         SubscriptionsCommand::Delete { guid } => {
             let Some(subscription) = existing.iter().find(|s| s.guid == guid) else {
-                return Err(EnateError::Setup(format!(
-                    "Enate lists no subscription {guid} (`enate-bridge subscriptions list` shows them)"
-                )));
+                return Err(EnateError::UnknownSubscription(guid));
             };
             let description = output::describe(subscription);
             let elsewhere =
