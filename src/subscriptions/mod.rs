@@ -90,6 +90,13 @@ async fn execute(
     command: SubscriptionsCommand,
 ) -> Result<ExitCode, EnateError> {
     let enate = &settings.enate;
+    if !enate.is_configured() {
+        return Err(EnateError::Setup(
+            "enate.api_url is not set: configure [enate] with the Enate Web API's base URL and the \
+             bridge's public URL (see config/example.toml)"
+                .into(),
+        ));
+    }
     // auth.secrets, as the bridge compares them: trimmed.
     let secrets: Vec<SecretString> = settings
         .auth
