@@ -315,6 +315,10 @@ async fn missing_settings_are_named_before_enate_is_called() {
             "enate.api_url: is required when enate.subscriptions lists subscriptions",
         ),
         (
+            Bridge::new(&enate, "", &[]).env("ENATE_BRIDGE__ENATE__API_URL", ""),
+            "enate.api_url is not set: configure [enate]",
+        ),
+        (
             Bridge::new(
                 &enate,
                 "",
