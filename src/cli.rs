@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `check-config`, `healthcheck`,
-//! `spool status`, `send-sample`.
+//! `spool status`, `send-sample`, `subscriptions`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -56,6 +56,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         count: usize,
     },
+    /// The bridge's webhook subscriptions in Enate, from [enate]: plan, apply, list, delete.
+    Subscriptions {
+        #[command(subcommand)]
+        command: crate::subscriptions::SubscriptionsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +70,19 @@ enum SpoolCommand {
 }
 
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, not clap's 2: `subscriptions plan` exits 2 for
+    // "changes pending", and a typo in a CI job must not read as that.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -88,6 +105,7 @@ pub fn run() -> ExitCode {
             url,
             count,
         } => crate::sample::run(&settings, webhook, url, count),
+        Command::Subscriptions { command } => crate::subscriptions::run(&settings, command),
     }
 }
 

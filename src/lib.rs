@@ -17,7 +17,8 @@
 //!   with many confirms in flight), topology and publishing; `spool`: durable
 //!   storage of opaque records, for what RabbitMQ cannot take now;
 //! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it;
-//!   `sample`: `send-sample`, realistic webhooks to try a running bridge with.
+//!   `sample`: `send-sample`, realistic webhooks to try a running bridge with;
+//!   `subscriptions`: the bridge's webhook subscriptions in Enate, as code.
 
 pub mod amqp;
 pub mod auth;
@@ -35,5 +36,6 @@ pub mod sample;
 pub mod spool;
 pub mod startup;
 pub mod state;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod webhook;

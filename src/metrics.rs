@@ -7,12 +7,12 @@
 
 use std::{
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::webhook::Webhook;
@@ -51,6 +51,14 @@ impl Outcome {
         Outcome::Duplicate,
         Outcome::Overloaded,
     ];
+
+    /// Answered 200: Enate's delivery arrived and was taken.
+    pub fn is_accepted(self) -> bool {
+        matches!(
+            self,
+            Outcome::Published | Outcome::Spooled | Outcome::Duplicate | Outcome::Quarantined
+        )
+    }
 
     pub fn label(self) -> &'static str {
         match self {
@@ -140,6 +148,10 @@ pub struct Metrics {
     spool_oldest_age_seconds: Gauge,
     pub spool_forwarded: IntCounter,
     pub duplicates: IntCounter,
+    last_event: GaugeVec,
+    /// A webhook's series is made by its first accepted request: one that never
+    /// had traffic has none, so it cannot look silent.
+    last_event_cells: [OnceLock<Gauge>; Webhook::ALL.len()],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -288,6 +300,16 @@ impl Metrics {
             "Events seen again within the dedup window, answered without publishing.",
         );
 
+        let last_event = GaugeVec::new(
+            Opts::new(
+                "enate_bridge_last_event_timestamp_seconds",
+                "Unix time of the last webhook request accepted (200: published, spooled, duplicate or quarantined), by webhook.",
+            ),
+            &["webhook"],
+        )
+        .unwrap();
+        register(Box::new(last_event.clone()));
+
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "enate_bridge_build_info",
@@ -325,6 +347,8 @@ impl Metrics {
             spool_oldest_age_seconds,
             spool_forwarded,
             duplicates,
+            last_event,
+            last_event_cells: Default::default(),
         }
     }
 
@@ -352,12 +376,16 @@ impl Metrics {
         self.spool_oldest_age_seconds.set(oldest_age_seconds);
     }
 
-    /// Counts one request; `None` is a path that names no webhook.
+    /// Counts one request; `None` is a path that names no webhook. An accepted
+    /// one also sets the webhook's last-event time.
     pub fn count_webhook(&self, webhook: Option<Webhook>, outcome: Outcome) {
         match webhook {
             Some(webhook) => {
                 let position = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
                 self.webhooks[webhook.index()][position].inc();
+                if outcome.is_accepted() {
+                    self.mark_event(webhook);
+                }
             }
             None => self.unknown_webhook.inc(),
         }
@@ -365,6 +393,16 @@ impl Metrics {
 
     pub fn observe_request(&self, webhook: Webhook, elapsed: Duration) {
         self.request_duration[webhook.index()].observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the webhook's last-event time to now: what shows a subscription gone silent.
+    fn mark_event(&self, webhook: Webhook) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        self.last_event_cells[webhook.index()]
+            .get_or_init(|| self.last_event.with_label_values(&[webhook.enate_name()]))
+            .set(now);
     }
 
     /// Counts one confirmed event by its routing words.
@@ -448,6 +486,7 @@ mod tests {
         // A labelled family shows only once it has a series; events_published_total
         // gets its first when an event is published.
         metrics.count_published(Webhook::PacketCreated, "case", "to_do");
+        metrics.count_webhook(Some(Webhook::PacketCreated), Outcome::Published);
         let text = metrics.render();
         for name in [
             "enate_bridge_webhooks_total",
@@ -466,6 +505,7 @@ mod tests {
             "enate_bridge_spool_oldest_age_seconds",
             "enate_bridge_spool_forwarded_total",
             "enate_bridge_duplicates_total",
+            "enate_bridge_last_event_timestamp_seconds",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }
@@ -489,6 +529,49 @@ mod tests {
                 "enate_bridge_events_published_total{event=\"packet_updated\",process_type=\"ticket\",status=\"unknown\"} 1"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn only_accepted_requests_set_the_last_event_time_of_their_webhook() {
+        let metrics = Metrics::new();
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        for outcome in Outcome::ALL.into_iter().filter(|o| !o.is_accepted()) {
+            metrics.count_webhook(Some(Webhook::PacketCreated), outcome);
+        }
+        metrics.count_webhook(None, Outcome::UnknownWebhook);
+        assert!(
+            !metrics
+                .render()
+                .contains("enate_bridge_last_event_timestamp_seconds{")
+        );
+        for outcome in [
+            Outcome::Published,
+            Outcome::Spooled,
+            Outcome::Duplicate,
+            Outcome::Quarantined,
+        ] {
+            metrics.count_webhook(Some(Webhook::NewCommunication), outcome);
+        }
+        let text = metrics.render();
+        let value: f64 = text
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(
+                    r#"enate_bridge_last_event_timestamp_seconds{webhook="NewCommunication"} "#,
+                )
+            })
+            .unwrap_or_else(|| panic!("no NewCommunication series:\n{text}"))
+            .parse()
+            .unwrap();
+        assert!(value >= before && value < before + 60.0, "{value}");
+        assert_eq!(
+            text.matches("enate_bridge_last_event_timestamp_seconds{")
+                .count(),
+            1
         );
     }
 

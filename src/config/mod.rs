@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::routing::RoutingKeyTemplate;
 
+mod enate;
+pub use enate::{
+    EnateAuthMethod, EnateAuthSettings, EnateConfigError, EnateSettings, SubscriptionEntry,
+    normalize_url,
+};
+
 const ENV_PREFIX: &str = "ENATE_BRIDGE";
 /// Keys whose environment value is a comma-separated list.
 const ENV_LIST_KEYS: &[&str] = &["auth.secrets", "amqp.urls"];
@@ -34,6 +40,7 @@ pub struct Settings {
     pub spool: SpoolSettings,
     pub dedup: DedupSettings,
     pub log: LogSettings,
+    pub enate: EnateSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -387,6 +394,7 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level: {:?} is not a valid filter", self.log.level))?;
+        self.enate.validate()?;
         Ok(())
     }
 
@@ -459,8 +467,29 @@ fn describe_config_error(error: config::ConfigError) -> String {
                 _ => format!("unknown configuration key `{field}` ({text})"),
             }
         }
-        None => format!("configuration: {text}"),
+        None => format!("configuration: {}", dot_after_index(&text)),
     }
+}
+
+/// `config` names a field of a list entry without its dot
+/// (`enate.subscriptions[1]webhook`): put the dot back.
+fn dot_after_index(text: &str) -> String {
+    let mut fixed = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut previous_digit = false;
+    while let Some(c) = chars.next() {
+        fixed.push(c);
+        if c == ']'
+            && previous_digit
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '_')
+        {
+            fixed.push('.');
+        }
+        previous_digit = c.is_ascii_digit();
+    }
+    fixed
 }
 
 /// Replaces the password of an AMQP URL with `***`, so URLs can be logged and printed.

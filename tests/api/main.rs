@@ -8,6 +8,7 @@ mod confirms;
 mod contract;
 mod helpers;
 mod ingress;
+mod last_event;
 mod publishing;
 mod sample;
 mod shutdown;

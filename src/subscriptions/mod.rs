@@ -1,0 +1,182 @@
+//! `enate-bridge subscriptions plan | apply | list | delete`: the bridge's
+//! webhook subscriptions in Enate, kept as code in `[enate]`.
+//!
+//! - `enate_api`: Enate's paths, field names and codes, all in one place;
+//! - `client`: the HTTP client (authentication, retries, errors without secrets);
+//! - `plan`: configuration against Enate, line by line; `apply`: carrying it out;
+//! - `output`: tables and JSON.
+//!
+//! Exit codes: 0 done (for `plan`: nothing to do), 2 `plan` found changes,
+//! 1 an error (for `apply`: a line failed; the others were still applied).
+
+mod apply;
+mod client;
+pub mod enate_api;
+mod output;
+mod plan;
+
+pub use apply::{Applied, Outcome};
+pub use client::{EnateClient, EnateError, Operation, Unsubscribed};
+pub use plan::{Action, Desired, Expected, Plan, Row, points_at_bridge};
+
+use std::process::ExitCode;
+
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::config::Settings;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Compare [enate] subscriptions with Enate's; exit 0 if nothing to do, 2 if apply would change something.
+    Plan {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the missing subscriptions and replace those whose header or secret differs.
+    Apply {
+        /// Also delete the bridge's own subscriptions that [enate] no longer lists.
+        #[arg(long)]
+        prune: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every subscription Enate has, marking the bridge's own.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete one subscription by its GUID.
+    Delete {
+        /// The subscription's GUID, as `list` shows it.
+        guid: Uuid,
+    },
+}
+
+/// Exit code of `plan` when changes are pending.
+const CHANGES_PENDING: u8 = 2;
+
+pub fn run(settings: &Settings, command: SubscriptionsCommand) -> ExitCode {
+    let name = match &command {
+        SubscriptionsCommand::Plan { .. } => "plan",
+        SubscriptionsCommand::Apply { .. } => "apply",
+        SubscriptionsCommand::List { .. } => "list",
+        SubscriptionsCommand::Delete { .. } => "delete",
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("subscriptions {name}: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(settings, command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("subscriptions {name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(
+    settings: &Settings,
+    command: SubscriptionsCommand,
+) -> Result<ExitCode, EnateError> {
+    let enate = &settings.enate;
+    if !enate.is_configured() {
+        return Err(EnateError::Setup(
+            "enate.api_url is not set: configure [enate] with the Enate Web API's base URL and the \
+             bridge's public URL (see config/example.toml)"
+                .into(),
+        ));
+    }
+    // auth.secrets, as the bridge compares them: trimmed.
+    let secrets: Vec<SecretString> = settings
+        .auth
+        .secrets
+        .iter()
+        .map(|secret| SecretString::from(secret.expose_secret().trim()))
+        .collect();
+    let expected = Expected {
+        header: &settings.auth.header,
+        secrets: &secrets,
+    };
+    let needs_desired = matches!(
+        command,
+        SubscriptionsCommand::Plan { .. } | SubscriptionsCommand::Apply { .. }
+    );
+    if needs_desired {
+        if secrets.is_empty() {
+            return Err(EnateError::Setup(
+                "auth.secrets is empty: subscriptions carry the first of them as CustomHeaderValue \
+                 (the bridge requires the header, though Enate does not)"
+                    .into(),
+            ));
+        }
+        if enate.public_url.is_empty() {
+            return Err(EnateError::Setup(
+                "enate.public_url is not set: it says which of Enate's subscriptions are this bridge's"
+                    .into(),
+            ));
+        }
+    }
+    let client = EnateClient::connect(enate, &secrets).await?;
+    let existing = client.list().await?;
+    let desired = Desired::from_settings(enate);
+    match command {
+        SubscriptionsCommand::Plan { json } => {
+            let plan = Plan::new(&desired, &existing, &expected, &enate.public_url);
+            print!("{}", output::plan(&plan, json));
+            Ok(if plan.has_changes() {
+                ExitCode::from(CHANGES_PENDING)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        SubscriptionsCommand::Apply { prune, json } => {
+            let plan = Plan::new(&desired, &existing, &expected, &enate.public_url);
+            let applied = apply::apply(&client, plan, &expected, prune).await;
+            print!("{}", output::applied(&applied, json));
+            Ok(
+                if applied.iter().any(|line| line.result == Outcome::Failed) {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
+        SubscriptionsCommand::List { json } => {
+            let ours = |subscription: &enate_api::Subscription| {
+                points_at_bridge(&subscription.subscriber_url, &enate.public_url, &desired)
+            };
+            print!("{}", output::list(&existing, &expected, &ours, json));
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriptionsCommand::Delete { guid } => {
+            let Some(subscription) = existing.iter().find(|s| s.guid == guid) else {
+                return Err(EnateError::UnknownSubscription(guid));
+            };
+            let description = output::describe(subscription);
+            let elsewhere =
+                if points_at_bridge(&subscription.subscriber_url, &enate.public_url, &desired) {
+                    ""
+                } else {
+                    " (it did not point at this bridge)"
+                };
+            match client.unsubscribe(guid).await? {
+                Unsubscribed::Deleted => println!("deleted {guid}: {description}{elsewhere}"),
+                Unsubscribed::AlreadyGone => {
+                    println!("{guid} was already gone (Enate answered 404): {description}")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
