@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    config::{Settings, reachable_from_here},
+    config::{LogFormat, Settings},
     spool::{Spool, now_ms},
     startup::Application,
     telemetry,
@@ -90,7 +90,15 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only what checks webhooks needs a secret; the other commands run without one.
+    if matches!(command, Command::Serve | Command::CheckConfig)
+        && let Err(error) = settings.require_secrets()
+    {
+        eprintln!("enate-bridge: invalid configuration: {error}");
+        return ExitCode::FAILURE;
+    }
+    match command {
         Command::Serve => serve(settings),
         Command::CheckConfig => {
             print!("{}", settings.to_redacted_toml());
@@ -111,6 +119,7 @@ pub fn run() -> ExitCode {
 
 fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings.log);
+    let log_format = settings.log.format;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -138,7 +147,11 @@ fn serve(settings: Settings) -> ExitCode {
                 error = format!("{error:#}"),
                 "enate-bridge stopped on an error"
             );
-            eprintln!("enate-bridge: {error:#}");
+            // JSON lines are for log pipelines; a person starting it gets the
+            // reason once more, plainly, on standard error. Text logs already are plain.
+            if log_format == LogFormat::Json {
+                eprintln!("enate-bridge: {error:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -159,7 +172,7 @@ fn spool_status(settings: &Settings) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("spool status: {error:#}");
+            eprintln!("spool status: {}", telemetry::error_chain(&error));
             ExitCode::FAILURE
         }
     }
@@ -186,11 +199,10 @@ async fn shutdown_signal() {
 
 /// admin.bind as a URL to reach from the same host.
 fn readyz_url(settings: &Settings) -> String {
-    // Validated when the configuration was loaded.
-    let admin = settings
-        .admin_addr()
-        .expect("admin.bind is a valid address");
-    format!("http://{}/readyz", reachable_from_here(admin))
+    format!(
+        "http://{}/readyz",
+        settings.admin.bind.reachable_from_here()
+    )
 }
 
 fn healthcheck(url: String) -> ExitCode {

@@ -2,9 +2,7 @@
 //! Parsed once at start, so a misspelt placeholder stops the start instead of
 //! producing odd keys at run time.
 
-use std::fmt::Write;
-
-use anyhow::bail;
+use std::fmt::{self, Write};
 
 /// The values a routing key can be made of, already in routing form:
 /// snake_case names, `none` when absent, `unknown` when Enate sent an unknown code.
@@ -48,11 +46,28 @@ enum Part {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingKeyTemplate {
+    /// As written, for `check-config`.
+    text: String,
     parts: Vec<Part>,
 }
 
+/// Why a routing-key template cannot be used; the text says where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(String);
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(TemplateError(format!($($arg)*))) };
+}
+
+impl fmt::Display for RoutingKeyTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 impl RoutingKeyTemplate {
-    pub fn parse(template: &str) -> anyhow::Result<Self> {
+    pub fn parse(template: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -83,7 +98,10 @@ impl RoutingKeyTemplate {
         if template.len() > 255 {
             bail!("{template:?}: longer than the 255 bytes AMQP allows");
         }
-        Ok(Self { parts })
+        Ok(Self {
+            text: template.to_string(),
+            parts,
+        })
     }
 
     pub fn render(&self, values: &RoutingValues) -> String {

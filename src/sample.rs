@@ -16,10 +16,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    config::{Settings, reachable_from_here},
-    webhook::Webhook,
-};
+use crate::{config::Settings, webhook::Webhook};
 
 /// For clap: a webhook name in any casing or in snake_case, as the ingress path takes it.
 pub fn parse_webhook(name: &str) -> Result<Webhook, String> {
@@ -32,6 +29,14 @@ pub fn parse_webhook(name: &str) -> Result<Webhook, String> {
 /// Sends `count` sample webhooks of one kind and prints each answer. Exits 1 if any
 /// answer is not 2xx, or the bridge cannot be reached.
 pub fn run(settings: &Settings, webhook: Webhook, url: Option<String>, count: usize) -> ExitCode {
+    if settings.auth.secrets.is_empty() && !settings.auth.allow_unauthenticated {
+        eprintln!(
+            "send-sample: it sends the bridge's secret in {}: give it the bridge's auth.secrets \
+             (e.g. ENATE_BRIDGE__AUTH__SECRETS, as the bridge was started with)",
+            settings.auth.header
+        );
+        return ExitCode::FAILURE;
+    }
     let url = url.unwrap_or_else(|| default_url(settings, webhook));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,13 +101,9 @@ async fn send(settings: &Settings, webhook: Webhook, url: &str, count: usize) ->
 /// `http://<server.bind>/webhooks/<Webhook>`, with a wildcard address replaced by
 /// loopback, as `healthcheck` does for admin.bind.
 pub fn default_url(settings: &Settings, webhook: Webhook) -> String {
-    // Validated when the configuration was loaded.
-    let server = settings
-        .server_addr()
-        .expect("server.bind is a valid address");
     format!(
         "http://{}/webhooks/{}",
-        reachable_from_here(server),
+        settings.server.bind.reachable_from_here(),
         webhook.enate_name()
     )
 }
@@ -448,7 +449,7 @@ mod tests {
             ),
         ] {
             let mut settings = Settings::default();
-            settings.server.bind = bind.into();
+            settings.server.bind = crate::config::ListenAddress::parse(bind).unwrap();
             assert_eq!(
                 default_url(&settings, Webhook::PacketUpdated),
                 want,

@@ -2,9 +2,9 @@
 //! and admin listeners, and the orderly shutdown. Tests drive this same
 //! `Application` with port 0.
 
-use std::{future::Future, net::TcpListener, str::FromStr, sync::Arc, time::Duration};
+use std::{future::Future, net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, http::header::HeaderName, web};
+use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context;
 
 use tokio::{sync::watch, task::JoinHandle};
@@ -12,7 +12,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use crate::{
     amqp::{Broker, BrokerSettings, Topology},
     auth::Authenticator,
-    config::{Settings, SpoolMode},
+    config::{ListenAddress, Settings, SpoolMode},
     dedup::{DEFAULT_CAPACITY, Dedup},
     delivery::{Delivery, Destinations, SpoolPolicy},
     event::EventBuilder,
@@ -38,6 +38,7 @@ impl Application {
     /// background), binds both listeners and returns, ready to run. Fails on a
     /// spool that cannot be opened, a topology conflict or a port that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.require_secrets()?;
         let metrics = Arc::new(Metrics::new());
         // The spool first: it is local and can fail for good (a bad spool.dir), and
         // then nothing should have started yet.
@@ -47,14 +48,18 @@ impl Application {
             SpoolMode::OnFailure => SpoolPolicy::OnFailure(open_spool()?),
             SpoolMode::Always => SpoolPolicy::Always(open_spool()?),
         };
-        let broker = Broker::start(broker_settings(&settings))
-            .await
-            .context("cannot start on RabbitMQ")?;
+        let broker = match Broker::start(broker_settings(&settings)).await {
+            Ok(broker) => broker,
+            Err(error) => {
+                // Closed, not dropped: the file is then left clean for the next run.
+                if let Some(spool) = policy.spool() {
+                    spool.close().await;
+                }
+                return Err(error).context("cannot start on RabbitMQ");
+            }
+        };
 
-        let auth = Authenticator::new(
-            HeaderName::from_str(&settings.auth.header).context("auth.header")?,
-            &settings.auth.secrets,
-        );
+        let auth = Authenticator::new(settings.auth.header.name().clone(), &settings.auth.secrets);
         if settings.auth.secrets.is_empty() {
             tracing::warn!(
                 "auth.allow_unauthenticated is set: every webhook is accepted without checking"
@@ -63,10 +68,10 @@ impl Application {
         let events = EventBuilder {
             source: settings.events.source.clone(),
             normalize: NormalizeOptions {
-                naive_time_zone: settings.naive_time_zone()?,
+                naive_time_zone: settings.events.naive_time_zone.zone().clone(),
                 include_raw: settings.events.include_raw,
             },
-            routing_key: settings.routing_key_template()?,
+            routing_key: settings.amqp.routing_key.clone(),
         };
         let destinations = Destinations {
             exchange: settings.amqp.exchange.clone(),
@@ -92,7 +97,7 @@ impl Application {
         ));
 
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
-        let ingress_listener = bind(&settings.server_addr()?, "server.bind")?;
+        let ingress_listener = bind(&settings.server.bind, "server.bind")?;
         let ingress_port = ingress_listener.local_addr()?.port();
         let ingress_state = state.clone();
         let mut ingress = HttpServer::new(move || {
@@ -107,7 +112,7 @@ impl Application {
         }
         let ingress = ingress.listen(ingress_listener)?.run();
 
-        let admin_listener = bind(&settings.admin_addr()?, "admin.bind")?;
+        let admin_listener = bind(&settings.admin.bind, "admin.bind")?;
         let admin_port = admin_listener.local_addr()?.port();
         let admin_state = state.clone();
         let admin = HttpServer::new(move || {
@@ -191,8 +196,9 @@ fn broker_settings(settings: &Settings) -> BrokerSettings {
     }
 }
 
-fn bind(address: &std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).with_context(|| format!("{key}: cannot listen on {address}"))
+fn bind(address: &ListenAddress, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address.socket_address())
+        .with_context(|| format!("{key}: cannot listen on {address}"))
 }
 
 fn server_ended(

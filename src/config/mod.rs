@@ -2,27 +2,31 @@
 //! `ENATE_BRIDGE__<SECTION>__<KEY>` environment variables (lists comma-separated).
 //!
 //! Every struct denies unknown fields, so a typo in a key stops the start with a
-//! message naming it instead of being silently ignored. `config/example.toml`
+//! message naming it instead of being silently ignored; so does a variable that
+//! starts with `ENATE_BRIDGE` but is not spelt `ENATE_BRIDGE__SECTION__KEY`.
+//! Values are parsed once, here, into the types the rest of the code uses
+//! (`values`): nothing else parses a setting again. `config/example.toml`
 //! documents every key; keep it in step with the defaults below.
+//!
+//! This module depends on no module of the bridge above it.
 
 use std::{
-    fmt,
-    net::SocketAddr,
     path::{Path, PathBuf},
     str::FromStr,
 };
 
-use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::routing::RoutingKeyTemplate;
 
 mod enate;
+mod values;
 pub use enate::{
     EnateAuthMethod, EnateAuthSettings, EnateConfigError, EnateSettings, SubscriptionEntry,
     normalize_url,
 };
+pub use values::{HeaderSetting, ListenAddress, TimeZoneSetting};
 
 const ENV_PREFIX: &str = "ENATE_BRIDGE";
 /// Keys whose environment value is a comma-separated list.
@@ -46,7 +50,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
-    pub bind: String,
+    pub bind: ListenAddress,
     pub max_body_bytes: usize,
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU core.
@@ -58,13 +62,13 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
-    pub bind: String,
+    pub bind: ListenAddress,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    pub header: String,
+    pub header: HeaderSetting,
     #[serde(serialize_with = "redact_all")]
     pub secrets: Vec<SecretString>,
     pub allow_unauthenticated: bool,
@@ -76,7 +80,7 @@ pub struct AmqpSettings {
     #[serde(serialize_with = "redact_url_passwords")]
     pub urls: Vec<SecretString>,
     pub exchange: String,
-    pub routing_key: String,
+    pub routing_key: RoutingKeyTemplate,
     pub declare_topology: bool,
     pub quarantine_exchange: String,
     pub unrouted_exchange: String,
@@ -97,7 +101,7 @@ pub struct AmqpSettings {
 pub struct EventSettings {
     pub source: String,
     pub include_raw: bool,
-    pub naive_time_zone: String,
+    pub naive_time_zone: TimeZoneSetting,
 }
 
 /// `spool.mode`: when events go to the spool.
@@ -159,7 +163,7 @@ pub struct LogSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            bind: "0.0.0.0:8080".into(),
+            bind: ListenAddress::parse("0.0.0.0:8080").expect("the default is valid"),
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_secs: 30,
             workers: 0,
@@ -171,7 +175,7 @@ impl Default for ServerSettings {
 impl Default for AdminSettings {
     fn default() -> Self {
         Self {
-            bind: "0.0.0.0:9091".into(),
+            bind: ListenAddress::parse("0.0.0.0:9091").expect("the default is valid"),
         }
     }
 }
@@ -179,7 +183,7 @@ impl Default for AdminSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            header: "X-Enate-Secret".into(),
+            header: HeaderSetting::parse("X-Enate-Secret").expect("the default is valid"),
             secrets: Vec::new(),
             allow_unauthenticated: false,
         }
@@ -191,7 +195,8 @@ impl Default for AmqpSettings {
         Self {
             urls: vec![SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f")],
             exchange: "enate".into(),
-            routing_key: "{event}.{process_type}.{status}".into(),
+            routing_key: RoutingKeyTemplate::parse("{event}.{process_type}.{status}")
+                .expect("the default is valid"),
             declare_topology: true,
             quarantine_exchange: "enate.quarantine".into(),
             unrouted_exchange: "enate.unrouted".into(),
@@ -209,7 +214,7 @@ impl Default for EventSettings {
         Self {
             source: "enate-bridge".into(),
             include_raw: true,
-            naive_time_zone: "UTC".into(),
+            naive_time_zone: TimeZoneSetting::parse("UTC").expect("the default is valid"),
         }
     }
 }
@@ -247,17 +252,47 @@ impl Default for LogSettings {
     }
 }
 
-/// A configuration that failed to load or validate. The message names the key.
-#[derive(Debug)]
-pub struct ConfigError(String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A configuration that cannot be used. Every message names the key or the
+/// variable, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error(
+        "{0} is not read: configuration variables are spelt ENATE_BRIDGE__<SECTION>__<KEY>, \
+         with two underscores after ENATE_BRIDGE and between section and key \
+         (e.g. ENATE_BRIDGE__SERVER__BIND)"
+    )]
+    StrayVariable(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
-impl std::error::Error for ConfigError {}
+/// Returns a `ConfigError::Invalid` with a formatted message.
+macro_rules! invalid {
+    ($($arg:tt)*) => { return Err(ConfigError::Invalid(format!($($arg)*))) };
+}
+
+/// The sections, in upper case, to recognise a misspelt variable.
+const SECTIONS: &[&str] = &[
+    "SERVER", "ADMIN", "AUTH", "AMQP", "EVENTS", "INGRESS", "SPOOL", "DEDUP", "LOG", "ENATE",
+];
+
+/// Whether `name` looks meant for the configuration but is not spelt as
+/// `ENATE_BRIDGE__SECTION__KEY` (one underscore after the prefix, or a section
+/// right after it). Other variables of the prefix (the test suite's
+/// `ENATE_BRIDGE_TEST_*`) are left alone.
+fn is_stray_variable(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+        return false;
+    };
+    if rest.starts_with("__") {
+        return false;
+    }
+    let rest = rest.trim_start_matches('_');
+    let first_word = rest.split('_').next().unwrap_or_default();
+    rest.contains("__") || SECTIONS.contains(&first_word)
+}
 
 impl Settings {
     /// Loads defaults, then `file` (if given), then the process environment, and validates.
@@ -274,10 +309,7 @@ impl Settings {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError(format!(
-                    "configuration file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
@@ -288,6 +320,9 @@ impl Settings {
         // Read by hand rather than with `config::Environment`: its list parsing first
         // turns a value into a number or a boolean, so a secret such as `12345`
         // could not be given as a list item.
+        if let Some((stray, _)) = variables.iter().find(|(name, _)| is_stray_variable(name)) {
+            return Err(ConfigError::StrayVariable(stray.clone()));
+        }
         for (name, value) in variables {
             let Some(rest) = name
                 .strip_prefix(ENV_PREFIX)
@@ -307,59 +342,54 @@ impl Settings {
             } else {
                 builder.set_override(&key, value)
             };
-            builder = overridden.map_err(|error| ConfigError(format!("{name}: {error}")))?;
+            builder =
+                overridden.map_err(|error| ConfigError::Invalid(format!("{name}: {error}")))?;
         }
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|error| ConfigError(describe_config_error(error)))?;
-        settings
-            .validate()
-            .map_err(|e| ConfigError(format!("{e:#}")))?;
+            .map_err(|error| ConfigError::Invalid(describe_config_error(error)))?;
+        settings.validate()?;
         Ok(settings)
     }
 
-    /// Checks what serde cannot: addresses, templates, zones, the secret policy.
-    fn validate(&self) -> anyhow::Result<()> {
-        self.server_addr()?;
-        self.admin_addr()?;
-        if self.server.max_body_bytes == 0 {
-            bail!("server.max_body_bytes must be greater than 0");
+    /// What only `serve` (and `check-config`, which says whether serve would
+    /// start) needs: a secret, unless unauthenticated access was asked for.
+    /// Commands that do not check webhooks do not ask for one.
+    pub fn require_secrets(&self) -> Result<(), ConfigError> {
+        if self.auth.secrets.is_empty() && !self.auth.allow_unauthenticated {
+            invalid!(
+                "auth.secrets is empty: set at least one secret (the CustomHeaderValue given to Enate), \
+                 e.g. ENATE_BRIDGE__AUTH__SECRETS=..., or set auth.allow_unauthenticated = true to accept \
+                 every webhook without checking"
+            );
         }
-        actix_web::http::header::HeaderName::from_str(&self.auth.header)
-            .ok()
-            .filter(|_| !self.auth.header.is_empty())
-            .with_context(|| {
-                format!(
-                    "auth.header: {:?} is not a valid header name",
-                    self.auth.header
-                )
-            })?;
+        Ok(())
+    }
+
+    /// Checks what the types alone cannot: ranges, names, the URLs.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes == 0 {
+            invalid!("server.max_body_bytes must be greater than 0");
+        }
         if let Some(index) = self
             .auth
             .secrets
             .iter()
             .position(|s| s.expose_secret().trim().is_empty())
         {
-            bail!("auth.secrets[{index}] is empty (secrets are trimmed before comparing)");
-        }
-        if self.auth.secrets.is_empty() && !self.auth.allow_unauthenticated {
-            bail!(
-                "auth.secrets is empty: set at least one secret (the CustomHeaderValue given to Enate), \
-                 e.g. ENATE_BRIDGE__AUTH__SECRETS=..., or set auth.allow_unauthenticated = true to accept \
-                 every webhook without checking"
-            );
+            invalid!("auth.secrets[{index}] is empty (secrets are trimmed before comparing)");
         }
         if self.amqp.urls.is_empty() {
-            bail!("amqp.urls is empty: give at least one broker URL");
+            invalid!("amqp.urls is empty: give at least one broker URL");
         }
         for (index, url) in self.amqp.urls.iter().enumerate() {
-            lapin::uri::AMQPUri::from_str(url.expose_secret()).map_err(|reason| {
-                anyhow::anyhow!(
+            if let Err(reason) = lapin::uri::AMQPUri::from_str(url.expose_secret()) {
+                invalid!(
                     "amqp.urls[{index}] ({}) is not an AMQP URL: {reason}",
                     redact_url(url.expose_secret())
-                )
-            })?;
+                );
+            }
         }
         for (key, name) in [
             ("amqp.exchange", &self.amqp.exchange),
@@ -367,34 +397,35 @@ impl Settings {
             ("amqp.unrouted_exchange", &self.amqp.unrouted_exchange),
         ] {
             if name.is_empty() || name.len() > 255 || name.starts_with("amq.") {
-                bail!("{key}: {name:?} is not a usable exchange name (1-255 bytes, not amq.*)");
+                invalid!("{key}: {name:?} is not a usable exchange name (1-255 bytes, not amq.*)");
             }
         }
-        self.routing_key_template()?;
         if self.amqp.confirm_timeout_ms == 0 {
-            bail!("amqp.confirm_timeout_ms must be greater than 0");
+            invalid!("amqp.confirm_timeout_ms must be greater than 0");
         }
         if !(1..=1024).contains(&self.amqp.channels) {
-            bail!("amqp.channels must be between 1 and 1024");
+            invalid!("amqp.channels must be between 1 and 1024");
         }
         if !(1..=65535).contains(&self.amqp.confirms_per_channel) {
-            bail!("amqp.confirms_per_channel must be between 1 and 65535");
+            invalid!("amqp.confirms_per_channel must be between 1 and 65535");
         }
         if self.events.source.trim().is_empty() {
-            bail!("events.source must not be empty");
+            invalid!("events.source must not be empty");
         }
-        self.naive_time_zone()?;
         if self.spool.mode != SpoolMode::Off {
             if self.spool.dir.as_os_str().is_empty() {
-                bail!("spool.dir must not be empty (or set spool.mode = \"off\")");
+                invalid!("spool.dir must not be empty (or set spool.mode = \"off\")");
             }
             if self.spool.max_bytes == 0 {
-                bail!("spool.max_bytes must be greater than 0 (or set spool.mode = \"off\")");
+                invalid!("spool.max_bytes must be greater than 0 (or set spool.mode = \"off\")");
             }
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .with_context(|| format!("log.level: {:?} is not a valid filter", self.log.level))?;
-        self.enate.validate()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            invalid!("log.level: {:?} is not a valid filter", self.log.level);
+        }
+        self.enate
+            .validate()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
         Ok(())
     }
 
@@ -406,49 +437,10 @@ impl Settings {
         }
     }
 
-    pub fn server_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_addr("server.bind", &self.server.bind)
-    }
-
-    pub fn admin_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_addr("admin.bind", &self.admin.bind)
-    }
-
-    pub fn routing_key_template(&self) -> anyhow::Result<RoutingKeyTemplate> {
-        RoutingKeyTemplate::parse(&self.amqp.routing_key).context("amqp.routing_key")
-    }
-
-    pub fn naive_time_zone(&self) -> anyhow::Result<jiff::tz::TimeZone> {
-        jiff::tz::TimeZone::get(&self.events.naive_time_zone).with_context(|| {
-            format!(
-                "events.naive_time_zone: {:?} is not an IANA time zone name",
-                self.events.naive_time_zone
-            )
-        })
-    }
-
     /// The effective configuration as TOML, secrets and URL passwords redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).expect("settings always serialize")
     }
-}
-
-/// How a process on this host reaches a listener bound to `address`: a wildcard
-/// address (0.0.0.0, [::]) becomes loopback.
-pub fn reachable_from_here(mut address: SocketAddr) -> SocketAddr {
-    if address.ip().is_unspecified() {
-        address.set_ip(match address {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    address
-}
-
-fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
-    value
-        .parse()
-        .with_context(|| format!("{key}: {value:?} is not an address like 0.0.0.0:8080"))
 }
 
 /// `config` reports unknown fields without the section; name the full key instead.
@@ -467,7 +459,7 @@ fn describe_config_error(error: config::ConfigError) -> String {
                 _ => format!("unknown configuration key `{field}` ({text})"),
             }
         }
-        None => format!("configuration: {}", dot_after_index(&text)),
+        None => dot_after_index(&text),
     }
 }
 
@@ -531,9 +523,75 @@ mod tests {
     }
 
     #[test]
-    fn defaults_need_a_secret() {
-        let error = Settings::load_from(None, env(&[])).unwrap_err().to_string();
+    fn serving_needs_a_secret_and_other_commands_do_not() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        let error = settings.require_secrets().unwrap_err().to_string();
         assert!(error.contains("auth.secrets"), "{error}");
+    }
+
+    #[test]
+    fn misspelt_variables_are_reported_and_other_prefixed_ones_are_not() {
+        for name in [
+            "ENATE_BRIDGE_SERVER__BIND",
+            "ENATE_BRIDGE_SERVER_BIND",
+            "ENATE_BRIDGE_AMQP__URLS",
+        ] {
+            let error = Settings::load_from(None, env(&[(name, "x")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(name) && error.contains("ENATE_BRIDGE__SERVER__BIND"),
+                "{name}: {error}"
+            );
+        }
+        for name in [
+            "ENATE_BRIDGE_TEST_AMQP_URL",
+            "ENATE_BRIDGEX",
+            "OTHER__SERVER__BIND",
+        ] {
+            assert!(
+                Settings::load_from(None, env(&[(name, "x")])).is_ok(),
+                "{name} is not the bridge's"
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_name_is_accepted_where_an_address_is_expected() {
+        let settings = Settings::load_from(
+            None,
+            env(&[("ENATE_BRIDGE__SERVER__BIND", "localhost:8080")]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.server.bind.socket_address().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert!(
+            settings
+                .to_redacted_toml()
+                .contains("bind = \"localhost:8080\"")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_once_without_doubled_words() {
+        let cases = [
+            ("ENATE_BRIDGE__SERVER__MAX_BODY_BYTES", "lots"),
+            ("ENATE_BRIDGE__SERVER__BIND", "nonsense"),
+            ("ENATE_BRIDGE__AMQP__HEARTBEAT_SECS", "-1"),
+        ];
+        for (key, value) in cases {
+            let error = Settings::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            let words: Vec<&str> = error.split_whitespace().collect();
+            assert!(
+                !words.windows(2).any(|pair| pair[0] == pair[1]),
+                "{key}={value}: {error}"
+            );
+            assert!(!error.starts_with("configuration"), "{error}");
+        }
     }
 
     #[test]
@@ -544,7 +602,7 @@ mod tests {
         )
         .unwrap();
         assert!(settings.auth.secrets.is_empty());
-        assert_eq!(settings.server.bind, "0.0.0.0:8080");
+        assert_eq!(settings.server.bind.to_string(), "0.0.0.0:8080");
         assert_eq!(settings.amqp.exchange, "enate");
     }
 
@@ -667,7 +725,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.amqp.exchange, "from-env");
-        assert_eq!(settings.amqp.routing_key, "{status}");
+        assert_eq!(settings.amqp.routing_key.to_string(), "{status}");
 
         std::fs::write(&path, "[amqp]\nexchang = \"typo\"\n").unwrap();
         let error = Settings::load_from(Some(&path), env(&[]))

@@ -105,7 +105,7 @@ async fn execute(
         .map(|secret| SecretString::from(secret.expose_secret().trim()))
         .collect();
     let expected = Expected {
-        header: &settings.auth.header,
+        header: settings.auth.header.as_str(),
         secrets: &secrets,
     };
     let needs_desired = matches!(

@@ -52,7 +52,7 @@ async fn requests_without_the_right_secret_get_401_and_publish_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_is_trimmed_the_header_name_any_case_and_rotated_secrets_all_work() {
     let app = spawn_app_with(|settings| {
-        settings.auth.header = "X-Custom-Auth".into();
+        settings.auth.header = enate_bridge::config::HeaderSetting::parse("X-Custom-Auth").unwrap();
         settings.auth.secrets = vec![" old-one".to_string().into(), "new-one".to_string().into()];
     })
     .await;

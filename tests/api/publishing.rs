@@ -264,8 +264,10 @@ async fn any_content_type_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routing_key_template_and_source_are_configurable() {
     let app = spawn_app_with(|settings| {
-        settings.amqp.routing_key =
-            "enate.{rag_status}.{communication_type}.{started_by_method}".into();
+        settings.amqp.routing_key = enate_bridge::routing::RoutingKeyTemplate::parse(
+            "enate.{rag_status}.{communication_type}.{started_by_method}",
+        )
+        .unwrap();
         settings.events.source = "urn:acme:enate".into();
         settings.events.include_raw = false;
     })
