@@ -6,8 +6,11 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, LogSettings};
 
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| EnvFilter::try_new(value).is_ok())
+        .unwrap_or_else(|| settings.level.clone());
+    let filter = EnvFilter::try_new(with_quiet_dependencies(&directives))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -21,6 +24,18 @@ pub fn init(settings: &LogSettings) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// lapin logs at ERROR what the bridge handles and reports itself, once and in
+/// its own words (a refused login, a lost connection, its own retries: "Exponential
+/// backoff attempts exhausted, aborting recovery" after a refused login). So it is
+/// off unless the directives name it (`log.level = "info,lapin=debug"`).
+fn with_quiet_dependencies(directives: &str) -> String {
+    if directives.contains("lapin") {
+        directives.to_string()
+    } else {
+        format!("{directives},lapin=off")
+    }
 }
 
 /// An error and its causes, joined by ": ", for a log line or a JSON reason.

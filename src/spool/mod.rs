@@ -52,7 +52,9 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
-    #[error("spool.dir: cannot open {path} (is another bridge using it?)")]
+    /// redb's own reason follows: another process holding the file, a file
+    /// that needs the repair a read-write open does, a disk error.
+    #[error("spool.dir: cannot open {path}")]
     Open {
         path: PathBuf,
         #[source]

@@ -275,3 +275,28 @@ async fn a_conflicting_exchange_stops_the_start_with_a_message_naming_it() {
     assert!(error.contains("amqp.exchange"), "{error}");
     assert!(error.contains("amqp.declare_topology"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_or_vhost_stops_the_start_with_a_message_that_says_so() {
+    // The test broker's host and port, with a wrong password, then a wrong vhost.
+    let url = amqp_url();
+    let after_at = url.rsplit_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    let host = after_at.split('/').next().unwrap_or(after_at);
+    let wrong_password = format!("amqp://guest:guest-wrong-password@{host}/%2f");
+    let wrong_vhost = format!("amqp://guest:guest@{host}/no-such-vhost");
+    for (case, broker) in [("password", wrong_password), ("vhost", wrong_vhost)] {
+        let mut settings = test_settings();
+        settings.amqp.urls = vec![broker.into()];
+        let error = match try_spawn_app(settings.clone()).await {
+            Ok(_) => panic!("{case}: the bridge started on a refused login"),
+            Err(error) => format!("{error:#}"),
+        };
+        let _ = std::fs::remove_dir_all(&settings.spool.dir);
+        assert!(error.contains("refused the login"), "{case}: {error}");
+        assert!(error.contains("amqp.urls"), "{case}: {error}");
+        assert!(
+            !error.contains("guest-wrong-password"),
+            "{case}: the password leaked: {error}"
+        );
+    }
+}

@@ -266,6 +266,68 @@ async fn a_memory_alarm_blocking_publishers_for_5_s_loses_nothing() {
     verdict.report_and_assert(&bridge);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_refused_while_running_is_a_distinct_state_that_spools_and_drains_once_fixed() {
+    let _serial = serial().await;
+    let spool = temp_spool();
+    let (node, bridge) = start("login-refused", spool.path()).await;
+
+    // A password rotated on the broker and not in the bridge's amqp.urls.
+    node.set_guest_password("rotated-elsewhere").await;
+    node.close_all_connections().await;
+    let refused_at = Instant::now();
+    let readyz = loop {
+        if let Ok((_, body)) = bridge.readyz().await
+            && body["broker"]["status"] == "login_refused"
+        {
+            break body;
+        }
+        assert!(
+            refused_at.elapsed() < Duration::from_secs(30),
+            "the refused login never showed on /readyz: {:?}",
+            bridge.readyz().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let noticed = refused_at.elapsed();
+    assert_eq!(bridge.metric("enate_bridge_amqp_login_refused").await, 1.0);
+    assert!(
+        readyz["broker"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("amqp.urls") && !reason.contains("rotated")),
+        "{readyz}"
+    );
+    let load = Load::start(
+        bridge.webhook_url(),
+        LoadSpec {
+            total: 300,
+            ..LoadSpec::default()
+        },
+    );
+    let history = load.finish().await;
+    let spooled = history
+        .records
+        .iter()
+        .filter(|r| r.answer == Answer::Spooled)
+        .count();
+    // Several reconnect attempts happened meanwhile; the refusal is logged once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refusal_lines = bridge.log_lines_with("refuses the bridge's login").len();
+
+    node.set_guest_password("guest").await;
+    let reconnect = time_to_reconnect(&bridge).await;
+    assert_eq!(bridge.metric("enate_bridge_amqp_login_refused").await, 0.0);
+    let mut verdict = check("login-refused", &node, &bridge, &history).await;
+    verdict.note(format!(
+        "noticed_after={:.1}s refusal_log_lines={refusal_lines} reconnect_after_fix={:.1}s",
+        noticed.as_secs_f64(),
+        reconnect.as_secs_f64()
+    ));
+    verdict.report_and_assert(&bridge);
+    assert_eq!(spooled, 300, "every event was spooled while the login was refused");
+    assert_eq!(refusal_lines, 1, "one ERROR line for the refusal, not one per attempt");
+}
+
 /// Consumes `queue` slowly (about `per_second`) until stopped; returns the references.
 fn slow_consumer(
     amqp_url: String,

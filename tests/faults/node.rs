@@ -171,6 +171,20 @@ impl Node {
             .expect("resetting the memory watermark");
     }
 
+    /// Sets the password of the node's `guest` user (the bridge logs in as guest).
+    pub async fn set_guest_password(&self, password: &str) {
+        self.ctl_async(&["change_password", "guest", password])
+            .await
+            .expect("changing guest's password");
+    }
+
+    /// Closes every client connection, as a broker restart would.
+    pub async fn close_all_connections(&self) {
+        self.ctl_async(&["close_all_connections", "the fault suite closes it"])
+            .await
+            .expect("closing the connections");
+    }
+
     fn pid_file(&self) -> PathBuf {
         self.dir.join("pid")
     }
