@@ -1,9 +1,15 @@
 //! An example consumer of enate-bridge's events: the starting point for a queue worker.
 //!
 //! ```sh
-//! AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f QUEUE=enate.tickets.resolved \
-//!     cargo run --example worker
+//! # consume a queue that exists (docker compose declares enate.tickets.resolved)
+//! QUEUE=enate.tickets.resolved cargo run --release --example worker
+//! # or declare the queue and bind it to the `enate` exchange first (a bare RabbitMQ)
+//! QUEUE=my.resolved.tickets BIND='*.ticket.resolved' cargo run --release --example worker
 //! ```
+//!
+//! Environment: `AMQP_URL` (default the local broker as guest), `QUEUE`, `BIND`
+//! (routing patterns, comma-separated; unset: the queue must exist), `EXCHANGE`
+//! (default `enate`), `PREFETCH` (default 32).
 //!
 //! It prints one line per event on standard output (its own messages go to standard
 //! error, so the output can be piped) and shows what every worker needs:
@@ -24,14 +30,14 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::StreamExt;
 use lapin::{
     Connection, ConnectionProperties,
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-        QueueDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions,
     },
     types::FieldTable,
 };
@@ -71,6 +77,9 @@ struct EventData {
 struct Config {
     url: String,
     queue: String,
+    /// Routing patterns to bind the queue with; empty: consume it as it is.
+    bind: Vec<String>,
+    exchange: String,
     prefetch: u16,
 }
 
@@ -82,6 +91,13 @@ impl Config {
             // `?heartbeat=10` to the URL to also notice a silent network failure quickly.
             url: var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue: var("QUEUE", "enate.tickets.resolved"),
+            bind: var("BIND", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|pattern| !pattern.is_empty())
+                .map(String::from)
+                .collect(),
+            exchange: var("EXCHANGE", "enate"),
             prefetch: var("PREFETCH", "32")
                 .parse()
                 .context("PREFETCH must be a number from 0 to 65535")?,
@@ -110,7 +126,14 @@ async fn main() -> ExitCode {
     loop {
         match consume(&config, &mut recent, &mut stop, &mut backoff).await {
             Ok(()) => return ExitCode::SUCCESS,
-            Err(error) => eprintln!("worker: {error:#}; reconnecting in {backoff:?}"),
+            // Retrying cannot make a missing queue appear: say what to do and stop.
+            Err(Stop::Setup(error)) => {
+                eprintln!("worker: {error}");
+                return ExitCode::from(2);
+            }
+            Err(Stop::Connection(error)) => {
+                eprintln!("worker: {error:#}; reconnecting in {backoff:?}")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
@@ -120,13 +143,27 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Why `consume` returned before a signal.
+enum Stop {
+    /// The connection broke or could not be made: worth retrying.
+    Connection(anyhow::Error),
+    /// The queue is missing or cannot be declared as asked: retrying cannot help.
+    Setup(String),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Stop {
+    fn from(error: E) -> Self {
+        Stop::Connection(error.into())
+    }
+}
+
 /// Connects, consumes until a signal (`Ok`) or until the connection breaks (`Err`).
 async fn consume(
     config: &Config,
     recent: &mut RecentIds,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Duration,
-) -> anyhow::Result<()> {
+) -> Result<(), Stop> {
     let properties = ConnectionProperties::default().with_connection_name("enate-worker".into());
     let connection = tokio::select! {
         connected = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&config.url, properties)) =>
@@ -137,20 +174,7 @@ async fn consume(
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await?;
-    // Passive: only checks that the queue exists. Whoever owns the topology declares
-    // it (in docker-compose, RabbitMQ's definitions.json, as a quorum queue); a
-    // declare with other arguments than the queue's would be refused.
-    let queue = channel
-        .queue_declare(
-            config.queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .with_context(|| format!("queue {:?} cannot be consumed", config.queue))?;
+    let queue = declare(&connection, config).await?;
     let mut deliveries = channel
         .basic_consume(
             queue.name().clone(),
@@ -171,7 +195,7 @@ async fn consume(
         let delivery = tokio::select! {
             next = deliveries.next() => match next {
                 Some(delivery) => delivery.context("connection lost")?,
-                None => bail!("the broker cancelled the consumer (queue deleted?)"),
+                None => return Err(anyhow::anyhow!("the broker cancelled the consumer (queue deleted?)").into()),
             },
             _ = stop.wait_for(|stopping| *stopping) => {
                 // Closing hands the prefetched, unacked messages back to the queue
@@ -183,6 +207,78 @@ async fn consume(
         };
         handle_delivery(&delivery, recent).await?;
     }
+}
+
+/// Without `BIND`, only checks that the queue exists (passive): whoever owns the
+/// topology declares it (docker compose: RabbitMQ's definitions.json, as a
+/// quorum queue). With `BIND`, declares it durable and binds it to the exchange
+/// with each pattern; both are idempotent, so every start can do it.
+async fn declare(connection: &Connection, config: &Config) -> Result<lapin::Queue, Stop> {
+    // A refused declare closes its channel: each step gets its own.
+    let channel = connection.create_channel().await?;
+    let passive = config.bind.is_empty();
+    let declared = channel
+        .queue_declare(
+            config.queue.as_str().into(),
+            QueueDeclareOptions {
+                passive,
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    let queue = match declared {
+        Ok(queue) => queue,
+        Err(error) if is_soft_error(&error, 404) => {
+            return Err(Stop::Setup(format!(
+                "queue {:?} does not exist. Declare it where your topology lives (docker compose: \
+                 deploy/rabbitmq/definitions.json), or let the worker declare it and bind it to the \
+                 {:?} exchange: BIND='*.ticket.resolved' (routing patterns, comma-separated)",
+                config.queue, config.exchange
+            )));
+        }
+        Err(error) if is_soft_error(&error, 406) => {
+            return Err(Stop::Setup(format!(
+                "queue {:?} exists with other arguments (e.g. a quorum queue); run without BIND to \
+                 consume it as it is, or pick another QUEUE",
+                config.queue
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    for pattern in &config.bind {
+        let channel = connection.create_channel().await?;
+        let bound = channel
+            .queue_bind(
+                config.queue.as_str().into(),
+                config.exchange.as_str().into(),
+                pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        match bound {
+            Ok(()) => eprintln!(
+                "worker: {:?} bound to exchange {:?} with {pattern:?}",
+                config.queue, config.exchange
+            ),
+            Err(error) if is_soft_error(&error, 404) => {
+                return Err(Stop::Setup(format!(
+                    "exchange {:?} does not exist: start the bridge once (it declares it), or set EXCHANGE",
+                    config.exchange
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(queue)
+}
+
+/// Whether RabbitMQ refused an operation with this channel-level code
+/// (404 NOT_FOUND, 406 PRECONDITION_FAILED).
+fn is_soft_error(error: &lapin::Error, code: u16) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == code)
 }
 
 /// Parses, deduplicates, handles and acks one message. An `Err` is a broken
