@@ -18,7 +18,9 @@
 //!   storage of opaque records, for what RabbitMQ cannot take now;
 //! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it;
 //!   `sample`: `send-sample`, realistic webhooks to try a running bridge with;
-//!   `subscriptions`: the bridge's webhook subscriptions in Enate, as code.
+//!   `subscriptions`: the bridge's webhook subscriptions in Enate, as code, over
+//!   `enate_api` (Enate's subscription paths, field names and codes, in one file
+//!   that the configuration can use too).
 
 pub mod amqp;
 pub mod auth;
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod delivery;
+pub mod enate_api;
 pub mod event;
 pub mod metrics;
 pub mod normalize;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::{
-    subscriptions::enate_api::{FilterObjectType, applicable_filter_types},
+    enate_api::{FilterObjectType, applicable_filter_types},
     webhook::Webhook,
 };
 

@@ -13,11 +13,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::enate_api::{
+use crate::config::{EnateAuthMethod, EnateSettings};
+use crate::enate_api::{
     self, LIST_PATH, NewSubscription, SUBSCRIBE_PATH, Subscription, UNSUBSCRIBE_GUID_PARAMETER,
     UNSUBSCRIBE_PATH,
 };
-use crate::config::{EnateAuthMethod, EnateSettings};
 
 /// The first retry waits this long, each next one twice as long (plus up to a
 /// quarter of jitter), up to [`BACKOFF_CAP`].

@@ -1,7 +1,8 @@
 //! `enate-bridge subscriptions plan | apply | list | delete`: the bridge's
 //! webhook subscriptions in Enate, kept as code in `[enate]`.
 //!
-//! - `enate_api`: Enate's paths, field names and codes, all in one place;
+//! - `crate::enate_api` (beside it, so the configuration can use its codes):
+//!   Enate's paths, field names and codes, all in one place;
 //! - `client`: the HTTP client (authentication, retries, errors without secrets);
 //! - `plan`: configuration against Enate, line by line; `apply`: carrying it out;
 //! - `output`: tables and JSON.
@@ -11,7 +12,6 @@
 
 mod apply;
 mod client;
-pub mod enate_api;
 mod output;
 mod plan;
 
@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::config::Settings;
+use crate::{config::Settings, enate_api};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SubscriptionsCommand {

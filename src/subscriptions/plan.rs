@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::enate_api::{FilterObjectType, Known, Subscription};
+use crate::enate_api::{FilterObjectType, Known, Subscription};
 use crate::{
     config::{EnateSettings, normalize_url},
     webhook::Webhook,
