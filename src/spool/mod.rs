@@ -182,8 +182,8 @@ impl Spool {
         self.inner.shared.writable()
     }
 
-    /// Resolves at the next append (or right away if one happened since the
-    /// last call from this handle's waiters).
+    /// Resolves at the next append. An append while nobody waits is not
+    /// remembered: look at `stats` before waiting.
     pub async fn appended(&self) {
         self.inner.shared.appended.notified().await;
     }

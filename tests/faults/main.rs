@@ -324,8 +324,14 @@ async fn a_login_refused_while_running_is_a_distinct_state_that_spools_and_drain
         reconnect.as_secs_f64()
     ));
     verdict.report_and_assert(&bridge);
-    assert_eq!(spooled, 300, "every event was spooled while the login was refused");
-    assert_eq!(refusal_lines, 1, "one ERROR line for the refusal, not one per attempt");
+    assert_eq!(
+        spooled, 300,
+        "every event was spooled while the login was refused"
+    );
+    assert_eq!(
+        refusal_lines, 1,
+        "one ERROR line for the refusal, not one per attempt"
+    );
 }
 
 /// Consumes `queue` slowly (about `per_second`) until stopped; returns the references.
