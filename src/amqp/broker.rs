@@ -33,7 +33,7 @@ pub struct BrokerSettings {
     pub channels: usize,
     /// Confirms in flight per lane at most.
     pub confirms_per_channel: usize,
-    /// Bounds every wait on the broker: connecting, declaring, each publish.
+    /// Bounds each publish; connecting and declaring get at least 10 s.
     pub timeout: Duration,
     /// `None` when the topology is managed elsewhere (`amqp.declare_topology = false`).
     pub topology: Option<Topology>,
@@ -165,6 +165,11 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 /// Capped low: the spool waits for the broker, so a quick return matters more than
 /// sparing a recovering broker a connection attempt every few seconds.
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Connecting, declaring the topology and opening channels get at least this
+/// long, whatever `amqp.confirm_timeout_ms`: a short confirm timeout must not
+/// make a loaded broker (or machine) unreachable, only a broker that does not
+/// answer at all.
+const CONNECT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
 /// How often the connection's state is looked at, beside its events.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -463,12 +468,13 @@ impl Broker {
                 settings.confirms_per_channel,
             ))
         };
-        let session = tokio::time::timeout(settings.timeout, prepare)
+        let connect_timeout = settings.timeout.max(CONNECT_TIMEOUT_MIN);
+        let session = tokio::time::timeout(connect_timeout, prepare)
             .await
             .map_err(|_| {
                 failed(
                     FailureKind::Unreachable,
-                    format!("no answer within {} ms", settings.timeout.as_millis()),
+                    format!("no answer within {} ms", connect_timeout.as_millis()),
                 )
             })??;
         tracing::info!(url = %shown, "connected to RabbitMQ");
