@@ -18,6 +18,7 @@ use crate::enate_api::{
     self, LIST_PATH, NewSubscription, SUBSCRIBE_PATH, Subscription, UNSUBSCRIBE_GUID_PARAMETER,
     UNSUBSCRIBE_PATH,
 };
+use crate::telemetry::error_chain;
 
 /// The first retry waits this long, each next one twice as long (plus up to a
 /// quarter of jitter), up to [`BACKOFF_CAP`].
@@ -498,18 +499,6 @@ fn form_encoded(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
-}
-
-/// An error and its causes, `: `-separated (reqwest's own text stops at the first).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A secret given inline or as a file (whose content is trimmed: files end in a newline).
