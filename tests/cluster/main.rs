@@ -10,6 +10,8 @@
 //! cluster (about 20 s); the tests hold one lock so that one cluster runs at a
 //! time. Needs root and rabbitmq-server, like tests/faults, whose node, bridge,
 //! load and checker it shares (and the api tests' fault proxy).
+//! `reproducers`: ignored tests that show, without the bridge's binary, what
+//! RabbitMQ does in the cases the suite found.
 //!
 //! Decisions the issue left open, as an operator would take them:
 //! - RabbitMQ's default partition handling (`ignore`): a node left in a
@@ -41,6 +43,7 @@ mod node;
 #[allow(dead_code)]
 #[path = "../api/helpers/proxy.rs"]
 mod proxy;
+mod reproducers;
 
 use std::time::{Duration, Instant};
 
