@@ -3,6 +3,13 @@
 //! connection or a `connection.blocked`, and reconnect with capped exponential
 //! backoff and jitter. Requests never wait for any of this: while there is no
 //! usable session, a publish fails at once.
+//!
+//! Where the turn starts: at a random URL at first, so that replicas spread
+//! over a cluster's nodes instead of all piling onto the first; after a
+//! connection to URL i, at URL i+1, so that the node just lost is tried last.
+//! The cluster fault suite found the bridge starting again from the first URL:
+//! when that node black-holes its packets (a partition), every reconnect first
+//! waited a whole connect timeout (`amqp.confirm_timeout_ms`) for it.
 
 use std::{
     str::FromStr,
@@ -52,6 +59,9 @@ struct Inner {
     /// Why there is no session, for /readyz and logs.
     problem: Mutex<Unavailable>,
     reconnects: AtomicU64,
+    /// Index in `amqp.urls` where the next round of connection attempts starts
+    /// (modulo their number).
+    next_url: AtomicUsize,
     stop: watch::Sender<bool>,
     /// The supervisor task; `close` waits for it, since it closes the connection.
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -177,12 +187,14 @@ impl Broker {
     /// those, and a bridge that spooled around them would look healthy.
     pub async fn start(settings: BrokerSettings) -> Result<Self, StartError> {
         let (stop, _) = watch::channel(false);
+        let first_url = fastrand::usize(..settings.urls.len().max(1));
         let broker = Broker {
             inner: Arc::new(Inner {
                 settings,
                 session: RwLock::new(None),
                 problem: Mutex::new(Unavailable::NotConnectedYet),
                 reconnects: AtomicU64::new(0),
+                next_url: AtomicUsize::new(first_url),
                 stop,
                 supervisor: Mutex::new(None),
             }),
@@ -404,12 +416,19 @@ impl Broker {
         }
     }
 
-    /// Tries each URL once, in order, and returns the first ready session.
+    /// Tries each URL once, in turn from `next_url`, and returns the first
+    /// ready session; the next round will start after its URL.
     async fn connect_any(&self) -> Result<Arc<Session>, ConnectError> {
         let mut failures = ConnectFailures::default();
-        for url in &self.inner.settings.urls {
-            match self.connect(url).await {
-                Ok(session) => return Ok(Arc::new(session)),
+        let urls = &self.inner.settings.urls;
+        let start = self.inner.next_url.load(Ordering::Relaxed);
+        for offset in 0..urls.len() {
+            let index = (start + offset) % urls.len();
+            match self.connect(&urls[index]).await {
+                Ok(session) => {
+                    self.inner.next_url.store(index + 1, Ordering::Relaxed);
+                    return Ok(Arc::new(session));
+                }
                 Err(ConnectError::Topology(error)) => return Err(ConnectError::Topology(error)),
                 Err(ConnectError::Failed(ConnectFailures(mut these))) => {
                     failures.0.append(&mut these);
