@@ -10,6 +10,7 @@
 //! cluster (about 20 s); the tests hold one lock so that one cluster runs at a
 //! time. Needs root and rabbitmq-server, like tests/faults, whose node, bridge,
 //! load and checker it shares (and the api tests' fault proxy).
+//! `CLUSTER_LOGS=1` prints each bridge's log (without request lines) too.
 //! `reproducers`: ignored tests that show, without the bridge's binary, what
 //! RabbitMQ does in the cases the suite found.
 //!
@@ -24,8 +25,9 @@
 //!   partition looks to the bridge;
 //! - behind a load balancer: a replica killed is taken out of rotation, and
 //!   put back once restarted (`load::Targets`);
-//! - the bridges run with the production defaults, but a 2 s heartbeat so
-//!   that a black hole is noticed in seconds (as in tests/faults).
+//! - the bridges run with the production defaults (a 5 s confirm timeout, so
+//!   the quorum queues' confirm latency is judged against what operators
+//!   run), but a 2 s heartbeat so that a black hole is noticed in seconds.
 
 #[allow(dead_code)]
 #[path = "../faults/bridge.rs"]
@@ -88,7 +90,11 @@ impl Setup {
     async fn start(name: &'static str) -> Setup {
         let cluster = Cluster::start(name).await;
         // Heartbeat 2 s (10 s by default): a black hole is noticed in 4-6 s.
-        let env = [("ENATE_BRIDGE__AMQP__HEARTBEAT_SECS", "2")];
+        // The confirm timeout is the default (tests/faults' bridges use 2 s).
+        let env = [
+            ("ENATE_BRIDGE__AMQP__HEARTBEAT_SECS", "2"),
+            ("ENATE_BRIDGE__AMQP__CONFIRM_TIMEOUT_MS", "5000"),
+        ];
         let mut replicas = Vec::new();
         for replica in ["bridge-1", "bridge-2"] {
             replicas.push(Replica::start(&cluster, replica, &env).await);
@@ -190,6 +196,42 @@ impl Setup {
             .expect("the first replica is connected to a node")
     }
 
+    /// The confirm latency over both replicas, from the bridges' histogram
+    /// `enate_bridge_publish_confirm_seconds`: the bucket bounds that hold 99%
+    /// and all of the confirms (to set against the 5 s confirm timeout).
+    async fn confirm_latency(&self) -> String {
+        const SERIES: &str = "enate_bridge_publish_confirm_seconds_bucket{le=\"";
+        let mut buckets: Vec<(String, f64)> = Vec::new();
+        for replica in &self.replicas {
+            let text = replica.bridge.metrics_text().await;
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix(SERIES) else {
+                    continue;
+                };
+                let Some((le, count)) = rest.split_once("\"} ") else {
+                    continue;
+                };
+                let count: f64 = count.trim().parse().unwrap_or(0.0);
+                match buckets.iter_mut().find(|(bound, _)| bound == le) {
+                    Some((_, total)) => *total += count,
+                    None => buckets.push((le.to_string(), count)),
+                }
+            }
+        }
+        let all = buckets.last().map_or(0.0, |(_, count)| *count);
+        let bound_holding = |share: f64| {
+            buckets
+                .iter()
+                .find(|(_, count)| *count >= share * all)
+                .map_or("?".to_string(), |(le, _)| format!("{le}s"))
+        };
+        format!(
+            "confirms={all} confirm_p99<={} confirm_max<={}",
+            bound_holding(0.99),
+            bound_holding(1.0)
+        )
+    }
+
     /// Waits for both spools to drain, reads the worker queue from `via`,
     /// judges the history and reports.
     async fn check(&self, history: &History, via: usize, mut notes: Vec<String>) -> Verdict {
@@ -217,10 +259,19 @@ impl Setup {
         }
         notes.push(format!("drain={}", drains.join("/")));
         notes.push(format!("publish_failures=[{}]", failures.join(",")));
+        notes.push(self.confirm_latency().await);
         for note in notes {
             verdict.note(note);
         }
         let bridges: Vec<&bridge::Bridge> = self.replicas.iter().map(|r| &r.bridge).collect();
+        if std::env::var_os("CLUSTER_LOGS").is_some() {
+            for replica in &self.replicas {
+                eprintln!("---- {} log (without request lines):", replica.name);
+                for line in replica.bridge.notable_log() {
+                    eprintln!("{line}");
+                }
+            }
+        }
         verdict.report_and_assert_all(&bridges);
         verdict
     }
@@ -284,7 +335,7 @@ async fn the_node_a_bridge_is_on_stopped_then_killed_the_bridge_moves_and_nothin
 async fn a_node_black_holed_from_both_bridges_the_bridges_move_and_nothing_is_lost() {
     let _serial = serial().await;
     let setup = Setup::start("partition").await;
-    let load = setup.load(40.0);
+    let load = setup.load(30.0);
 
     load.wait_sent(load.spec.total / 6).await;
     assert_under_load(&load, "the partition");
@@ -362,7 +413,7 @@ async fn a_bridge_killed_with_kill_9_holding_a_spool_restarts_and_drains_it_whil
  {
     let _serial = serial().await;
     let mut setup = Setup::start("bridge-kill9").await;
-    let load = setup.load(40.0);
+    let load = setup.load(30.0);
 
     load.wait_sent(load.spec.total / 8).await;
     // The first replica loses every node (its links cut: a partition of that
@@ -400,6 +451,9 @@ async fn a_bridge_killed_with_kill_9_holding_a_spool_restarts_and_drains_it_whil
         .targets
         .set(0, Some(setup.replicas[0].bridge.webhook_url()));
     let down_for = killed_at.elapsed();
+    let spool_drained_in =
+        wait_spool_drained(&setup.replicas[0].bridge, DRAIN_WITHIN).await + reconnect;
+    assert_under_load(&load, "the restarted replica drained its spool");
     let history = load.finish().await;
 
     let verdict = setup
@@ -408,10 +462,12 @@ async fn a_bridge_killed_with_kill_9_holding_a_spool_restarts_and_drains_it_whil
             0,
             vec![format!(
                 "cut_for={:.1}s spool_at_kill={spooled_at_kill} down_for={:.1}s \
-                 sent_to_the_other_alone={alone} reconnect_after_restart={:.1}s",
+                 sent_to_the_other_alone={alone} reconnect_after_restart={:.1}s \
+                 spool_drained_after_restart={:.1}s",
                 (killed_at - cut_at).as_secs_f64(),
                 down_for.as_secs_f64(),
-                reconnect.as_secs_f64()
+                reconnect.as_secs_f64(),
+                spool_drained_in.as_secs_f64()
             )],
         )
         .await;

@@ -153,6 +153,14 @@ impl Bridge {
             .unwrap_or(0.0)
     }
 
+    /// The whole /metrics page (empty when unreachable).
+    pub async fn metrics_text(&self) -> String {
+        match self.client.get(self.admin_url("/metrics")).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// `GET /readyz`: (status code, body).
     pub async fn readyz(&self) -> Result<(u16, Value), String> {
         let response = self
