@@ -69,3 +69,66 @@ async fn classic_queue_with_its_home_node_down_is_not_found_elsewhere_and_the_to
     );
     let _ = on_b.close(200, "checked".into()).await;
 }
+
+/// RabbitMQ's answer to a publish to a quorum queue through a node left alone
+/// (two of three nodes down), on a channel opened while the cluster was whole:
+/// is it refused (nack), or neither confirmed nor refused until quorum is back?
+/// The bridge's answer time and throughput in that outage depend on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a reproducer: boots a three-node cluster"]
+async fn a_publish_through_a_node_left_without_quorum_is_neither_confirmed_nor_refused() {
+    use std::time::{Duration, Instant};
+
+    use lapin::{
+        BasicProperties, Confirmation,
+        options::{BasicPublishOptions, ConfirmSelectOptions},
+    };
+
+    let _serial = crate::serial().await;
+    let cluster = Cluster::start("repro-minority").await;
+    let on_c = connect(&cluster.nodes[2].url()).await;
+    let channel = on_c.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish = |body: &'static str| {
+        let channel = channel.clone();
+        async move {
+            channel
+                .basic_publish(
+                    "".into(),
+                    "enate.tickets".into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        immediate: false,
+                    },
+                    body.as_bytes(),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let whole = publish("while whole").await.await;
+    println!("with the cluster whole: {whole:?}");
+    assert!(matches!(whole, Ok(Confirmation::Ack(None))));
+
+    futures::future::join_all(cluster.nodes[..2].iter().map(|node| node.stop())).await;
+    let sent = Instant::now();
+    let confirm = publish("without quorum").await;
+    let mut confirm = Box::pin(confirm);
+    let within_10_s = tokio::time::timeout(Duration::from_secs(10), &mut confirm).await;
+    println!("without quorum, within 10 s: {within_10_s:?}");
+    futures::future::join_all(cluster.nodes[..2].iter().map(|node| node.boot())).await;
+    let at_last = tokio::time::timeout(Duration::from_secs(60), confirm).await;
+    println!(
+        "once quorum is back, {:.1} s after the publish: {at_last:?}",
+        sent.elapsed().as_secs_f64()
+    );
+    assert!(
+        within_10_s.is_err(),
+        "RabbitMQ answered within 10 s without quorum: {within_10_s:?}"
+    );
+    let _ = on_c.close(200, "checked".into()).await;
+}
