@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use super::{
     lane::LaneHandle,
-    publish::PublishError,
+    publish::{ConfirmWatch, PublishError},
     topology::{Topology, TopologyError},
 };
 
@@ -62,6 +62,8 @@ struct Inner {
     /// Index in `amqp.urls` where the next round of connection attempts starts
     /// (modulo their number).
     next_url: AtomicUsize,
+    /// Whether RabbitMQ confirms what it takes (see `ConfirmWatch`).
+    confirms: Arc<ConfirmWatch>,
     stop: watch::Sender<bool>,
     /// The supervisor task; `close` waits for it, since it closes the connection.
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -195,6 +197,7 @@ impl Broker {
                 problem: Mutex::new(Unavailable::NotConnectedYet),
                 reconnects: AtomicU64::new(0),
                 next_url: AtomicUsize::new(first_url),
+                confirms: Arc::default(),
                 stop,
                 supervisor: Mutex::new(None),
             }),
@@ -224,6 +227,10 @@ impl Broker {
 
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.settings.timeout
+    }
+
+    pub(crate) fn confirms(&self) -> &Arc<ConfirmWatch> {
+        &self.inner.confirms
     }
 
     /// The session, if the connection is up and not blocked.
@@ -324,6 +331,7 @@ impl Broker {
         let mut last_logged: Option<String> = None;
         loop {
             if let Some(session) = next.take() {
+                self.inner.confirms.reset();
                 self.install(Some(session.clone()));
                 backoff = BACKOFF_START;
                 last_logged = None;
