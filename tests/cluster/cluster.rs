@@ -189,6 +189,31 @@ impl Replica {
         }
     }
 
+    /// From the bridge's own log: how long its latest outage lasted, from
+    /// "lost the connection to RabbitMQ" to the next "connected to RabbitMQ".
+    pub fn last_outage(&self) -> Option<Duration> {
+        let mut lost: Option<jiff::Timestamp> = None;
+        let mut last = None;
+        for line in self.bridge.log.lock().unwrap().iter() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let at = entry["timestamp"].as_str().and_then(|t| t.parse().ok());
+            match (entry["message"].as_str(), at) {
+                (Some("lost the connection to RabbitMQ; reconnecting"), Some(at)) => {
+                    lost = Some(at)
+                }
+                (Some("connected to RabbitMQ"), Some(at)) => {
+                    if let Some(lost) = lost.take() {
+                        last = Duration::try_from(at.duration_since(lost)).ok();
+                    }
+                }
+                _ => {}
+            }
+        }
+        last
+    }
+
     pub fn cut_all_links(&self) {
         self.links.iter().for_each(FaultProxy::cut);
     }
