@@ -136,28 +136,28 @@ impl Setup {
             .collect()
     }
 
-    /// After node `faulted` failed at `at`: every replica that was on it must
+    /// After the nodes `faulted` failed at `at`: every replica that was on one must
     /// connect to another node within MOVE_WITHIN. Returns a note
     /// (`bridge-1:a->b@2.4s(outage=0.3s),bridge-2:stayed(c)`: connected again
     /// 2.4 s after the fault began, 0.3 s after the bridge noticed the loss)
     /// and the longest outage, the time to reconnect.
     async fn moves(
         &self,
-        faulted: usize,
+        faulted: &[usize],
         before: &[(usize, Option<usize>)],
         at: Instant,
     ) -> (String, Duration) {
         let mut notes = Vec::new();
         let mut longest = Duration::ZERO;
         for (replica, (connections, node)) in self.replicas.iter().zip(before) {
-            if *node != Some(faulted) {
+            let Some(left) = node.filter(|node| faulted.contains(node)) else {
                 notes.push(format!(
                     "{}:stayed({})",
                     replica.name,
                     node.map_or('?', Cluster::letter)
                 ));
                 continue;
-            }
+            };
             let moved_to = replica.wait_reconnected(*connections, MOVE_WITHIN).await;
             let took = at.elapsed();
             let Some(moved_to) = moved_to else {
@@ -165,13 +165,13 @@ impl Setup {
                     "{} did not connect to another node within {MOVE_WITHIN:?} of node {} failing; \
                      its log (without request lines):\n{}",
                     replica.name,
-                    Cluster::letter(faulted),
+                    Cluster::letter(left),
                     replica.bridge.notable_log().join("\n")
                 );
             };
-            assert_ne!(
-                moved_to, faulted,
-                "{} reconnected to the node that failed",
+            assert!(
+                !faulted.contains(&moved_to),
+                "{} reconnected to a node that failed",
                 replica.name
             );
             // The bridge's own view: from noticing the loss to connected again.
@@ -180,7 +180,7 @@ impl Setup {
             notes.push(format!(
                 "{}:{}->{}@{:.1}s(outage={:.1}s)",
                 replica.name,
-                Cluster::letter(faulted),
+                Cluster::letter(left),
                 Cluster::letter(moved_to),
                 took.as_secs_f64(),
                 outage.as_secs_f64()
@@ -306,7 +306,7 @@ async fn the_node_a_bridge_is_on_stopped_then_killed_the_bridge_moves_and_nothin
     let before = setup.positions();
     let at = Instant::now();
     setup.cluster.nodes[stopped].stop().await;
-    let (stop_moves, stop_reconnect) = setup.moves(stopped, &before, at).await;
+    let (stop_moves, stop_reconnect) = setup.moves(&[stopped], &before, at).await;
     setup.cluster.nodes[stopped].boot().await;
 
     assert_under_load(&load, "the kill -9");
@@ -314,7 +314,7 @@ async fn the_node_a_bridge_is_on_stopped_then_killed_the_bridge_moves_and_nothin
     let before = setup.positions();
     let at = Instant::now();
     setup.cluster.nodes[killed].kill9().await;
-    let (kill_moves, kill_reconnect) = setup.moves(killed, &before, at).await;
+    let (kill_moves, kill_reconnect) = setup.moves(&[killed], &before, at).await;
     setup.cluster.nodes[killed].boot().await;
     let history = load.finish().await;
 
@@ -353,7 +353,7 @@ async fn a_node_black_holed_from_both_bridges_the_bridges_move_and_nothing_is_lo
     for replica in &setup.replicas {
         replica.links[holed].black_hole();
     }
-    let (moves, reconnect) = setup.moves(holed, &before, at).await;
+    let (moves, reconnect) = setup.moves(&[holed], &before, at).await;
     tokio::time::sleep_until((at + Duration::from_secs(15)).into()).await;
     for replica in &setup.replicas {
         replica.links[holed].restore();
@@ -391,7 +391,7 @@ async fn a_rolling_restart_of_all_three_nodes_loses_nothing() {
         let before = setup.positions();
         let at = Instant::now();
         setup.cluster.nodes[node].stop().await;
-        let (moves, reconnect) = setup.moves(node, &before, at).await;
+        let (moves, reconnect) = setup.moves(&[node], &before, at).await;
         setup.cluster.nodes[node].boot().await;
         longest = longest.max(reconnect);
         steps.push(format!(
@@ -494,17 +494,21 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
 
     load.wait_sent(load.spec.total / 6).await;
     assert_under_load(&load, "the loss of quorum");
-    // The first replica's node and the next one go; one node is left alone.
-    let first = setup.node_of_first();
-    let down = [first, (first + 1) % 3];
-    let survivor = (first + 2) % 3;
+    // The node of the second replica is left alone; the two others go. So at
+    // least one replica keeps the channels it opened while the cluster was
+    // whole: through those, RabbitMQ neither acks nor nacks without a majority
+    // (a channel opened on the lone node afterwards gets nacks at once).
+    let survivor = setup.replicas[1]
+        .node()
+        .expect("the second replica is connected to a node");
+    let down = [(survivor + 1) % 3, (survivor + 2) % 3];
     let before = setup.positions();
     let at = Instant::now();
     // At once, so that no replica moves to the second node while it stops.
     futures::future::join_all(down.iter().map(|&node| setup.cluster.nodes[node].stop())).await;
     let quorum_lost_at = Instant::now();
     let quorum_lost = load.elapsed();
-    let (moves, reconnect) = setup.moves(first, &before, at).await;
+    let (moves, reconnect) = setup.moves(&down, &before, at).await;
     tokio::time::sleep_until((quorum_lost_at + Duration::from_secs(15)).into()).await;
     assert_under_load(&load, "quorum came back");
     let quorum_back_from = load.elapsed();
@@ -572,10 +576,14 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
         "a 200 `published` while two of three nodes were down: {}",
         verdict.line()
     );
-    assert_eq!(
-        spooled,
-        during.len(),
-        "every event sent while quorum was lost must be answered 200 spooled: {}",
+    let not_spooled: Vec<&&load::Record> = during
+        .iter()
+        .filter(|r| r.answer != Answer::Spooled)
+        .take(10)
+        .collect();
+    assert!(
+        not_spooled.is_empty(),
+        "every event sent while quorum was lost must be answered 200 spooled: {}\n{not_spooled:#?}",
         verdict.line()
     );
 }
