@@ -515,6 +515,12 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
     let back_at = Instant::now();
     futures::future::join_all(down.iter().map(|&node| setup.cluster.nodes[node].boot())).await;
     let booted_in = back_at.elapsed();
+    // Quorum is back: what the outage spooled is forwarded (the load goes on).
+    let mut forwarded_in = Duration::ZERO;
+    for replica in &setup.replicas {
+        forwarded_in = forwarded_in.max(wait_spool_drained(&replica.bridge, DRAIN_WITHIN).await);
+    }
+    assert_under_load(&load, "the spools were drained");
     let history = load.finish().await;
 
     // While two nodes were down nothing can have been confirmed (a quorum
@@ -551,7 +557,7 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
                 "down={}{} survivor={} reconnect={:.1}s [{moves}] during_outage: sent={} \
                  spooled={spooled} published={published} 503s={unavailable} \
                  after_first_timeout: answered={} under_1s={fast} slowest={:.1}s \
-                 nodes_back_in={:.1}s",
+                 nodes_back_in={:.1}s spools_forwarded_after={:.1}s",
                 Cluster::letter(down[0]),
                 Cluster::letter(down[1]),
                 Cluster::letter(survivor),
@@ -559,7 +565,8 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
                 during.len(),
                 settled.len(),
                 slowest.as_secs_f64(),
-                booted_in.as_secs_f64()
+                booted_in.as_secs_f64(),
+                forwarded_in.as_secs_f64()
             )],
         )
         .await;

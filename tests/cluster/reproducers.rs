@@ -79,10 +79,7 @@ async fn classic_queue_with_its_home_node_down_is_not_found_elsewhere_and_the_to
 async fn a_publish_through_a_node_left_without_quorum_is_neither_confirmed_nor_refused() {
     use std::time::{Duration, Instant};
 
-    use lapin::{
-        BasicProperties, Confirmation,
-        options::{BasicPublishOptions, ConfirmSelectOptions},
-    };
+    use lapin::{Confirmation, options::ConfirmSelectOptions};
 
     let _serial = crate::serial().await;
     let cluster = Cluster::start("repro-minority").await;
@@ -92,31 +89,13 @@ async fn a_publish_through_a_node_left_without_quorum_is_neither_confirmed_nor_r
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let publish = |body: &'static str| {
-        let channel = channel.clone();
-        async move {
-            channel
-                .basic_publish(
-                    "".into(),
-                    "enate.tickets".into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    body.as_bytes(),
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await
-                .unwrap()
-        }
-    };
-    let whole = publish("while whole").await.await;
+    let whole = send(&channel, "while whole").await.await;
     println!("with the cluster whole: {whole:?}");
     assert!(matches!(whole, Ok(Confirmation::Ack(None))));
 
     futures::future::join_all(cluster.nodes[..2].iter().map(|node| node.stop())).await;
     let sent = Instant::now();
-    let confirm = publish("without quorum").await;
+    let confirm = send(&channel, "without quorum").await;
     let mut confirm = Box::pin(confirm);
     let within_10_s = tokio::time::timeout(Duration::from_secs(10), &mut confirm).await;
     println!("without quorum, within 10 s: {within_10_s:?}");
@@ -131,4 +110,21 @@ async fn a_publish_through_a_node_left_without_quorum_is_neither_confirmed_nor_r
         "RabbitMQ answered within 10 s without quorum: {within_10_s:?}"
     );
     let _ = on_c.close(200, "checked".into()).await;
+}
+
+/// Sends `body` to `enate.tickets` (persistent, mandatory); returns its confirm.
+async fn send(channel: &lapin::Channel, body: &'static str) -> lapin::PublisherConfirm {
+    channel
+        .basic_publish(
+            "".into(),
+            "enate.tickets".into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                immediate: false,
+            },
+            body.as_bytes(),
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("the publish is sent")
 }
