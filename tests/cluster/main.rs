@@ -265,6 +265,23 @@ impl Setup {
                 failures.push(format!("{reason}={total}"));
             }
         }
+        // Requests with no HTTP answer at all: which kind (refused, reset, timeout).
+        let mut transport: Vec<String> = history
+            .records
+            .iter()
+            .filter_map(|r| match &r.answer {
+                Answer::Transport(kind) => Some(format!(
+                    "{}@{:.1}s:{kind}",
+                    r.reference,
+                    r.sent_at.as_secs_f64()
+                )),
+                _ => None,
+            })
+            .collect();
+        transport.truncate(5);
+        if !transport.is_empty() {
+            notes.push(format!("no_answer=[{}]", transport.join(",")));
+        }
         notes.push(format!("drain={}", drains.join("/")));
         notes.push(format!("publish_failures=[{}]", failures.join(",")));
         notes.push(self.confirm_latency().await);
