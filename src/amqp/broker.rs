@@ -3,6 +3,13 @@
 //! connection or a `connection.blocked`, and reconnect with capped exponential
 //! backoff and jitter. Requests never wait for any of this: while there is no
 //! usable session, a publish fails at once.
+//!
+//! Where the turn starts: at a random URL at first, so that replicas spread
+//! over a cluster's nodes instead of all piling onto the first; after a
+//! connection to URL i, at URL i+1, so that the node just lost is tried last.
+//! The cluster fault suite found the bridge starting again from the first URL:
+//! when that node black-holes its packets (a partition), every reconnect first
+//! waited a whole connect timeout (`amqp.confirm_timeout_ms`) for it.
 
 use std::{
     str::FromStr,
@@ -20,7 +27,7 @@ use tokio::sync::watch;
 
 use super::{
     lane::LaneHandle,
-    publish::PublishError,
+    publish::{ConfirmWatch, PublishError},
     topology::{Topology, TopologyError},
 };
 
@@ -52,6 +59,11 @@ struct Inner {
     /// Why there is no session, for /readyz and logs.
     problem: Mutex<Unavailable>,
     reconnects: AtomicU64,
+    /// Index in `amqp.urls` where the next round of connection attempts starts
+    /// (modulo their number).
+    next_url: AtomicUsize,
+    /// Whether RabbitMQ confirms what it takes (see `ConfirmWatch`).
+    confirms: Arc<ConfirmWatch>,
     stop: watch::Sender<bool>,
     /// The supervisor task; `close` waits for it, since it closes the connection.
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -182,12 +194,15 @@ impl Broker {
     /// those, and a bridge that spooled around them would look healthy.
     pub async fn start(settings: BrokerSettings) -> Result<Self, StartError> {
         let (stop, _) = watch::channel(false);
+        let first_url = fastrand::usize(..settings.urls.len().max(1));
         let broker = Broker {
             inner: Arc::new(Inner {
                 settings,
                 session: RwLock::new(None),
                 problem: Mutex::new(Unavailable::NotConnectedYet),
                 reconnects: AtomicU64::new(0),
+                next_url: AtomicUsize::new(first_url),
+                confirms: Arc::default(),
                 stop,
                 supervisor: Mutex::new(None),
             }),
@@ -217,6 +232,10 @@ impl Broker {
 
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.settings.timeout
+    }
+
+    pub(crate) fn confirms(&self) -> &Arc<ConfirmWatch> {
+        &self.inner.confirms
     }
 
     /// The session, if the connection is up and not blocked.
@@ -317,6 +336,7 @@ impl Broker {
         let mut last_logged: Option<String> = None;
         loop {
             if let Some(session) = next.take() {
+                self.inner.confirms.reset();
                 self.install(Some(session.clone()));
                 backoff = BACKOFF_START;
                 last_logged = None;
@@ -409,12 +429,19 @@ impl Broker {
         }
     }
 
-    /// Tries each URL once, in order, and returns the first ready session.
+    /// Tries each URL once, in turn from `next_url`, and returns the first
+    /// ready session; the next round will start after its URL.
     async fn connect_any(&self) -> Result<Arc<Session>, ConnectError> {
         let mut failures = ConnectFailures::default();
-        for url in &self.inner.settings.urls {
-            match self.connect(url).await {
-                Ok(session) => return Ok(Arc::new(session)),
+        let urls = &self.inner.settings.urls;
+        let start = self.inner.next_url.load(Ordering::Relaxed);
+        for offset in 0..urls.len() {
+            let index = (start + offset) % urls.len();
+            match self.connect(&urls[index]).await {
+                Ok(session) => {
+                    self.inner.next_url.store(index + 1, Ordering::Relaxed);
+                    return Ok(Arc::new(session));
+                }
                 Err(ConnectError::Topology(error)) => return Err(ConnectError::Topology(error)),
                 Err(ConnectError::Failed(ConnectFailures(mut these))) => {
                     failures.0.append(&mut these);

@@ -6,9 +6,20 @@
 //! - `amqp.unrouted_exchange` (fanout) and its queue of the same name;
 //! - `amqp.quarantine_exchange` (fanout) and its queue of the same name:
 //!   payloads that cannot become events, kept as received.
+//!
+//! In a RabbitMQ cluster those two queues are classic queues: each lives on
+//! one node, its home node. While that node is down, declaring the queue from
+//! any other node fails with 404 NOT_FOUND ("home node ... is down or
+//! inaccessible"). That is not a conflict: the queue exists as declared, it
+//! just cannot take messages now (those routed to it come back as returns,
+//! and the bridge spools them until the node is back). The cluster fault suite
+//! found that treating it as a conflict kept every bridge from reconnecting to
+//! the surviving nodes, and from starting, for as long as that one node was
+//! down (`cargo test --test cluster classic_queue -- --ignored` reproduces the
+//! broker's answer).
 
 use lapin::{
-    Connection, ExchangeKind,
+    Connection, ErrorKind, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
@@ -105,7 +116,7 @@ impl Topology {
             .create_channel()
             .await
             .map_err(TopologyError::Connection)?;
-        channel
+        let declared = channel
             .queue_declare(
                 name.into(),
                 QueueDeclareOptions {
@@ -114,14 +125,30 @@ impl Topology {
                 },
                 FieldTable::default(),
             )
-            .await
-            .map_err(|error| {
-                conflict(
+            .await;
+        match declared {
+            Ok(_) => {}
+            Err(error) if is_home_node_down(&error) => {
+                // It exists (a queue that does not exist is created, never
+                // NOT_FOUND), and so does its binding, durable with it.
+                tracing::warn!(
+                    queue = name,
+                    error = %error,
+                    "a classic queue of the bridge's topology is on a RabbitMQ node that is down; \
+                     messages routed to it are spooled until that node is back"
+                );
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(conflict(
                     error,
-                    format!("queue {name:?} exists with other arguments than the bridge declares (durable, no arguments)"),
+                    format!(
+                        "queue {name:?} exists with other arguments than the bridge declares (durable, no arguments)"
+                    ),
                     key,
-                )
-            })?;
+                ));
+            }
+        }
         channel
             .queue_bind(
                 name.into(),
@@ -142,6 +169,12 @@ fn durable_exchange() -> ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
     }
+}
+
+/// 404 NOT_FOUND to a (non-passive) queue.declare: RabbitMQ's answer for a
+/// durable classic queue whose home node is down or unreachable.
+fn is_home_node_down(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
 }
 
 /// A channel-level refusal (406 PRECONDITION_FAILED and the like) is a conflict an

@@ -230,7 +230,8 @@ pub fn failure_reason(error: &PublishError) -> FailureReason {
         PublishError::Blocked => FailureReason::Blocked,
         PublishError::Nack => FailureReason::Nack,
         PublishError::Returned => FailureReason::Returned,
-        PublishError::Timeout => FailureReason::Timeout,
+        // Not waited for because the last publish timed out: counted with it.
+        PublishError::Timeout | PublishError::Stalled => FailureReason::Timeout,
         PublishError::Channel(_) | PublishError::NotConfirmMode => FailureReason::Channel,
     }
 }

@@ -160,6 +160,51 @@ async fn a_black_holed_connection_is_a_503_after_the_confirm_timeout_not_a_hang(
     post_until_published(&app, 1).await;
 }
 
+/// With several brokers in `amqp.urls` (a cluster's nodes), a connection lost
+/// to a node that black-holes its packets must not be retried on that node
+/// first: connecting to it hangs until the timeout, and every replica would
+/// wait that long before trying the next node. The cluster suite found the
+/// bridge always starting again from the first URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_to_a_black_holed_node_is_replaced_on_another_node_without_waiting_for_it()
+ {
+    let nodes = [
+        FaultProxy::start(&amqp_url()).await,
+        FaultProxy::start(&amqp_url()).await,
+    ];
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    let app = spawn_app_with(|settings| {
+        settings.amqp.urls = nodes.iter().map(|node| node.url().into()).collect();
+        settings.amqp.heartbeat_secs = 1;
+        settings.amqp.confirm_timeout_ms = TIMEOUT.as_millis() as u64;
+        settings.spool.mode = SpoolMode::Off;
+    })
+    .await;
+    let on = nodes
+        .iter()
+        .position(|node| node.forwarded() > 0)
+        .expect("the bridge connected through one of the proxies");
+    let other = &nodes[1 - on];
+
+    nodes[on].black_hole();
+    // Heartbeat 1 s: the connection is noticed dead in 2-3 s.
+    wait_for_readyz(&app, 503, Duration::from_secs(10)).await;
+    let lost = Instant::now();
+    wait_for_readyz(&app, 200, TIMEOUT * 3).await;
+    let reconnected_in = lost.elapsed();
+    assert!(
+        other.forwarded() > 0,
+        "the bridge never connected to the other node"
+    );
+    assert!(
+        reconnected_in < TIMEOUT / 2,
+        "reconnecting took {reconnected_in:?}: the bridge waited for the black-holed node \
+         (connect timeout {TIMEOUT:?}) before trying the other one"
+    );
+    post_until_published(&app, 0).await;
+    nodes[on].restore();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nack_from_a_full_queue_is_a_503() {
     let app = spawn_app_with(|settings| settings.spool.mode = SpoolMode::Off).await;

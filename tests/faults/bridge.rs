@@ -22,8 +22,11 @@ pub struct Bridge {
     child: Option<Child>,
     pub ingress_port: u16,
     pub admin_port: u16,
+    /// `amqp.urls`: one URL, or several separated by commas.
     pub amqp_url: String,
     pub spool_dir: PathBuf,
+    /// Settings beside the defaults below (later ones win), kept for restarts.
+    env: Vec<(String, String)>,
     /// Every log line of every run, as received.
     pub log: Arc<Mutex<Vec<String>>>,
     pub client: reqwest::Client,
@@ -33,12 +36,21 @@ impl Bridge {
     /// Starts the binary against `amqp_url` with its spool in `spool_dir`, and
     /// waits for its "enate-bridge listening" line.
     pub async fn start(amqp_url: &str, spool_dir: &Path) -> Bridge {
+        Bridge::start_with(amqp_url, spool_dir, &[]).await
+    }
+
+    /// `start`, with more `ENATE_BRIDGE__...` settings (they win over the defaults).
+    pub async fn start_with(amqp_url: &str, spool_dir: &Path, env: &[(&str, &str)]) -> Bridge {
         let mut bridge = Bridge {
             child: None,
             ingress_port: 0,
             admin_port: 0,
             amqp_url: amqp_url.to_string(),
             spool_dir: spool_dir.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
             log: Arc::default(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -61,6 +73,7 @@ impl Bridge {
             .env("ENATE_BRIDGE__SPOOL__DIR", &self.spool_dir)
             .env("ENATE_BRIDGE__LOG__FORMAT", "json")
             .env("ENATE_BRIDGE__LOG__LEVEL", "warn,enate_bridge=info")
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -138,6 +151,14 @@ impl Bridge {
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// The whole /metrics page (empty when unreachable).
+    pub async fn metrics_text(&self) -> String {
+        match self.client.get(self.admin_url("/metrics")).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// `GET /readyz`: (status code, body).
@@ -219,6 +240,22 @@ impl Bridge {
             .unwrap()
             .push("---- faults: bridge restarted ----".into());
         self.spawn().await;
+    }
+
+    /// The URLs (password redacted) of every connection the bridge made, in
+    /// order, from its "connected to RabbitMQ" log lines: the last one is the
+    /// node it publishes to, once /readyz says connected.
+    pub fn connections(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                let entry: Value = serde_json::from_str(line).ok()?;
+                (entry["message"] == "connected to RabbitMQ")
+                    .then(|| entry["url"].as_str().map(String::from))?
+            })
+            .collect()
     }
 
     /// The last `n` log lines.

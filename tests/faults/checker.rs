@@ -205,9 +205,15 @@ impl Verdict {
         line
     }
 
-    /// Prints the summary line, appends it to target/faults-report.txt, and
+    /// Prints the summary line, appends it to the suite's report file, and
     /// fails the test when an event answered 200 did not arrive.
     pub fn report_and_assert(&self, bridge: &Bridge) {
+        self.report_and_assert_all(&[bridge]);
+    }
+
+    /// `report_and_assert` for a load spread over several bridges: a lost
+    /// event is looked up in every bridge's log.
+    pub fn report_and_assert_all(&self, bridges: &[&Bridge]) {
         let line = self.line();
         println!("{line}");
         report(&line);
@@ -227,17 +233,28 @@ impl Verdict {
                     record.sent_at,
                     record.answered_at
                 ));
-                for id in &record.event_ids {
-                    for line in bridge.log_lines_with(id) {
-                        details.push_str(&format!("    log: {line}\n"));
+                for (index, bridge) in bridges.iter().enumerate() {
+                    for id in &record.event_ids {
+                        for line in bridge.log_lines_with(id) {
+                            details.push_str(&format!("    log of bridge {index}: {line}\n"));
+                        }
                     }
                 }
             }
+            let logs: Vec<String> = bridges
+                .iter()
+                .enumerate()
+                .map(|(index, bridge)| {
+                    format!(
+                        "bridge {index} log (without request lines):\n{}",
+                        tail(&bridge.notable_log(), 80)
+                    )
+                })
+                .collect();
             panic!(
-                "{} event(s) answered 200 never reached the queue (a 200 is a promise):\n{details}\
-                 bridge log (without request lines):\n{}",
+                "{} event(s) answered 200 never reached the queue (a 200 is a promise):\n{details}{}",
                 self.lost.len(),
-                tail(&bridge.notable_log(), 80)
+                logs.join("\n")
             );
         }
         assert_eq!(
@@ -268,15 +285,16 @@ fn tail(lines: &[String], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// target/faults-report.txt: emptied by the first line of a run, appended to after.
+/// target/{crate::REPORT_FILE} (faults-report.txt, cluster-report.txt): emptied
+/// by the first line of a run, appended to after.
 fn report(line: &str) {
     static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
     let file = FILE.get_or_init(|| {
         let path: PathBuf = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .expect("CARGO_TARGET_TMPDIR is target/tmp")
-            .join("faults-report.txt");
-        Mutex::new(std::fs::File::create(&path).expect("target/faults-report.txt can be written"))
+            .join(crate::REPORT_FILE);
+        Mutex::new(std::fs::File::create(&path).expect("the report in target/ can be written"))
     });
     let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(file, "{line}");

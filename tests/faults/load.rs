@@ -2,10 +2,13 @@
 //! uniquely identifiable Enate-shaped events (Reference "c{client}-{seq}") one
 //! after another, recording every answer, while a fault happens. Nothing is
 //! retried: the history says exactly what each event was promised.
+//!
+//! The clients send to one bridge, or spread over several (`Targets`, a load
+//! balancer's view of its replicas: one taken out of rotation gets nothing).
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -77,6 +80,31 @@ impl Default for LoadSpec {
     }
 }
 
+/// The webhook URLs the clients spread their events over, as a load balancer
+/// sees its replicas: `None` is a replica out of rotation (down, or not yet
+/// back). Cheap to clone; every clone sees changes.
+#[derive(Clone)]
+pub struct Targets(Arc<RwLock<Vec<Option<String>>>>);
+
+impl Targets {
+    pub fn new(urls: Vec<String>) -> Targets {
+        Targets(Arc::new(RwLock::new(urls.into_iter().map(Some).collect())))
+    }
+
+    /// Puts replica `index` in rotation at `url`, or takes it out (`None`).
+    pub fn set(&self, index: usize, url: Option<String>) {
+        self.0.write().unwrap()[index] = url;
+    }
+
+    /// Event `seq` of `client`: round robin over the replicas in rotation,
+    /// each client starting at its own.
+    fn pick(&self, client: usize, seq: usize) -> Option<String> {
+        let urls = self.0.read().unwrap();
+        let live: Vec<&String> = urls.iter().flatten().collect();
+        (!live.is_empty()).then(|| live[(client + seq) % live.len()].clone())
+    }
+}
+
 pub struct Load {
     pub spec: LoadSpec,
     pub started: Instant,
@@ -99,6 +127,11 @@ pub fn event_body(reference: &str) -> Value {
 impl Load {
     /// Starts the clients against `url` (the bridge's webhook URL).
     pub fn start(url: String, spec: LoadSpec) -> Load {
+        Load::start_on(Targets::new(vec![url]), spec)
+    }
+
+    /// Starts the clients against the replicas of `targets`.
+    pub fn start_on(targets: Targets, spec: LoadSpec) -> Load {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(spec.clients)
@@ -111,8 +144,8 @@ impl Load {
         let per_client = spec.total.div_ceil(spec.clients);
         for client in 0..spec.clients {
             let count = per_client.min(spec.total.saturating_sub(client * per_client));
-            let (http, url, sent, records) =
-                (http.clone(), url.clone(), sent.clone(), records.clone());
+            let (http, targets, sent, records) =
+                (http.clone(), targets.clone(), sent.clone(), records.clone());
             clients.spawn(async move {
                 for seq in 0..count {
                     if let Some(rate) = spec.rate {
@@ -123,7 +156,13 @@ impl Load {
                     let reference = format!("{}{client}-{seq}", spec.prefix);
                     let sent_at = started.elapsed();
                     sent.fetch_add(1, Ordering::SeqCst);
-                    let (answer, event_ids) = send(&http, &url, &reference).await;
+                    let (answer, event_ids) = match targets.pick(client, seq) {
+                        Some(url) => send(&http, &url, &reference).await,
+                        None => (
+                            Answer::Transport("no replica in rotation".into()),
+                            Vec::new(),
+                        ),
+                    };
                     records.lock().unwrap().push(Record {
                         reference,
                         answer,

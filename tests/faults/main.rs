@@ -16,10 +16,15 @@
 //! - `raw_confirms`: an ignored reproducer of the queue-nack finding without
 //!   the bridge (raw lapin publishes to a reject-publish queue).
 
+// bridge, load and node are shared with tests/cluster, which uses parts of
+// them that this suite does not (several URLs, replicas, clustering).
+#[allow(dead_code)]
 mod bridge;
 mod checker;
 mod disk;
+#[allow(dead_code)]
 mod load;
+#[allow(dead_code)]
 mod node;
 mod raw_confirms;
 // The api tests' proxy, shared rather than copied (this suite only black-holes).
@@ -48,6 +53,9 @@ use checker::{Verdict, drain_queue, reference_of, wait_spool_drained};
 use load::{Answer, History, Load, LoadSpec};
 use node::Node;
 use proxy::FaultProxy;
+
+/// Where `checker` writes the `FAULT ...` lines, in target/.
+const REPORT_FILE: &str = "faults-report.txt";
 
 /// One fault at a time: each test holds this for its whole run.
 static SERIAL: Mutex<()> = Mutex::const_new(());

@@ -6,8 +6,12 @@
 //! It needs its own RABBITMQ_CONFIG_FILE (`listeners.tcp.local`) and an empty
 //! RABBITMQ_CONF_ENV_FILE, because the machine's /etc/rabbitmq files pin the
 //! shared node's name and port 5672 (see scripts/test, which does the same).
+//!
+//! The cluster suite (tests/cluster) uses this file too: it prepares several
+//! nodes on its own port range, boots them at once and joins them.
 
 use std::{
+    collections::HashSet,
     hash::{Hash, Hasher},
     net::TcpListener,
     path::{Path, PathBuf},
@@ -19,6 +23,24 @@ use lapin::{Connection, ConnectionProperties};
 
 /// How long a node gets to boot (about 6 s here; more on a loaded machine).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Where a suite's nodes take their ports: AMQP ports in `first..first + span`,
+/// each node's distribution port `dist_offset` above its AMQP port. Both
+/// below the ephemeral range (32768+), so that no outgoing connection takes
+/// one between the check that it is free and the node's bind.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub first: u16,
+    pub span: u16,
+    pub dist_offset: u16,
+}
+
+/// The single-node fault suite: AMQP 20000-23999, distribution 24000-27999.
+pub const FAULTS_PORTS: Ports = Ports {
+    first: 20_000,
+    span: 4_000,
+    dist_offset: 4_000,
+};
 
 pub struct Node {
     pub name: String,
@@ -33,13 +55,21 @@ impl Node {
     /// Starts a node named after `test` and this process, and waits until an
     /// AMQP connection to it succeeds.
     pub async fn start(test: &str) -> Node {
+        let node = Node::prepare(test, FAULTS_PORTS);
+        node.boot().await;
+        node
+    }
+
+    /// A node named after `test` and this process, with its folder, ports and
+    /// configuration, not started yet (`boot` starts it).
+    pub fn prepare(test: &str, ports: Ports) -> Node {
         require_rabbitmq();
         let pid = std::process::id();
         let slug: String = test
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let (port, dist_port) = free_ports(test, pid);
+        let (port, dist_port) = free_ports(test, pid, ports);
         let dir = std::env::temp_dir().join(format!("enate-bridge-faults-{slug}-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);
         for sub in ["mnesia", "log"] {
@@ -54,15 +84,18 @@ impl Node {
         // The server drops to the rabbitmq user: it must own its folder.
         run("chown", &["-R", "rabbitmq:rabbitmq", dir.to_str().unwrap()])
             .expect("chown of the node's folder to rabbitmq");
-        let node = Node {
+        Node {
             name: format!("faults-{slug}-{pid}@localhost"),
             port,
             dist_port,
             dir,
             servers: std::sync::Mutex::new(Vec::new()),
-        };
-        node.boot().await;
-        node
+        }
+    }
+
+    /// The node's own folder (owned by the rabbitmq user).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn url(&self) -> String {
@@ -197,13 +230,37 @@ impl Node {
             .ok()
     }
 
-    async fn ctl_async(&self, args: &[&str]) -> Result<String, String> {
+    /// Makes this (running, blank) node a member of `seed`'s cluster, as
+    /// RabbitMQ's clustering guide does it: stop_app, join_cluster, start_app.
+    pub async fn join_cluster(&self, seed: &Node) {
+        for args in [
+            vec!["stop_app"],
+            vec!["join_cluster", seed.name.as_str()],
+            vec!["start_app"],
+        ] {
+            if let Err(error) = self.ctl_async(&args).await {
+                panic!(
+                    "{} could not join the cluster of {}: {error}",
+                    self.name, seed.name
+                );
+            }
+        }
+    }
+
+    /// `rabbitmqctl -n NODE ARGS...`; `Err` with its output when it fails.
+    pub async fn ctl_async(&self, args: &[&str]) -> Result<String, String> {
+        self.tool_async("rabbitmqctl", args).await
+    }
+
+    /// Any of RabbitMQ's CLI tools (`rabbitmq-diagnostics`, `rabbitmq-queues`,
+    /// ...) against this node.
+    pub async fn tool_async(&self, tool: &'static str, args: &[&str]) -> Result<String, String> {
         let mut all = vec!["-n", self.name.as_str()];
         all.extend_from_slice(args);
         let all: Vec<String> = all.into_iter().map(String::from).collect();
         tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-            run("rabbitmqctl", &refs)
+            run(tool, &refs)
         })
         .await
         .unwrap()
@@ -246,21 +303,24 @@ fn require_rabbitmq() {
     );
 }
 
-/// Two free ports derived from the test's name and the process id: the AMQP
-/// port in 20000-23999, the distribution port 4000 above it, both below the
-/// ephemeral range (32768+) so that no outgoing connection takes one between
-/// this check and the node's bind.
-fn free_ports(test: &str, pid: u32) -> (u16, u16) {
+/// Two free ports in `ports` derived from the test's name and the process id:
+/// the AMQP port and the distribution port. Ports handed out before in this
+/// process are skipped too: several nodes are prepared before any binds.
+fn free_ports(test: &str, pid: u32, ports: Ports) -> (u16, u16) {
+    static HANDED_OUT: std::sync::Mutex<Option<HashSet<u16>>> = std::sync::Mutex::new(None);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (test, pid).hash(&mut hasher);
-    let mut offset = (hasher.finish() % 4_000) as u16;
+    let mut offset = (hasher.finish() % u64::from(ports.span)) as u16;
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
     loop {
-        let port = 20_000 + offset;
-        let dist = port + 4_000;
-        if port_free(port) && port_free(dist) {
+        let port = ports.first + offset;
+        let dist = port + ports.dist_offset;
+        if !handed_out.contains(&port) && port_free(port) && port_free(dist) {
+            handed_out.insert(port);
             return (port, dist);
         }
-        offset = (offset + 7) % 4_000;
+        offset = (offset + 7) % ports.span;
     }
 }
 

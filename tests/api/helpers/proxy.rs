@@ -3,7 +3,14 @@
 //! `black_hole` keeps connections open but moves no byte (packets vanishing, no
 //! RST), `restore` forwards again.
 
-use std::{net::SocketAddr, str::FromStr};
+use std::{
+    net::SocketAddr,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use lapin::uri::AMQPUri;
 use tokio::{
@@ -25,6 +32,8 @@ pub struct FaultProxy {
     mode: watch::Sender<Mode>,
     uri: AMQPUri,
     accept: JoinHandle<()>,
+    /// Connections accepted and forwarded upstream so far.
+    forwarded: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -41,6 +50,8 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let (mode, _) = watch::channel(Mode::Forward);
         let modes = mode.clone();
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let counted = forwarded.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *modes.borrow() == Mode::Cut {
@@ -50,6 +61,7 @@ impl FaultProxy {
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
+                counted.fetch_add(1, Ordering::SeqCst);
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
                 tokio::spawn(pump(client_read, server_write, modes.subscribe()));
@@ -61,6 +73,7 @@ impl FaultProxy {
             mode,
             uri,
             accept,
+            forwarded,
         }
     }
 
@@ -72,6 +85,11 @@ impl FaultProxy {
             "amqp://{}:{}@127.0.0.1:{}/{vhost}",
             user.username, user.password, self.port
         )
+    }
+
+    /// How many connections the proxy has forwarded to the broker so far.
+    pub fn forwarded(&self) -> usize {
+        self.forwarded.load(Ordering::SeqCst)
     }
 
     pub fn cut(&self) {
