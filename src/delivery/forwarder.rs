@@ -1,7 +1,8 @@
-//! Drains the spool into RabbitMQ, oldest first. The messages of a round are
-//! submitted in arrival order to one lane (one channel, so RabbitMQ enqueues
-//! them in that order) with a window of confirms in flight, and every confirmed
-//! one is deleted in a single commit at the end of the round.
+//! Drains the spool into RabbitMQ, oldest first. A round streams: records are
+//! read in chunks and submitted in arrival order to one lane (one channel, so
+//! RabbitMQ enqueues them in that order) while earlier ones are still being
+//! confirmed, so the channel never waits for a chunk boundary; confirmed
+//! records are deleted a batch per commit as they settle.
 //!
 //! At the first failure (nack, return, timeout, lost connection) nothing more
 //! is submitted; the messages already in flight are settled, the confirmed ones
@@ -21,8 +22,12 @@ use crate::{
     webhook::Webhook,
 };
 
-/// Records read from the spool per round; their deletion is one commit.
-const ROUND: usize = 1024;
+/// Records read from the spool at a time.
+const CHUNK: usize = 256;
+/// Records submitted and not yet settled at most: what a round holds in memory.
+const MAX_OUT: usize = 1024;
+/// Confirmed records deleted per commit.
+const REMOVE_EVERY: usize = 1024;
 /// Pause after a round that did not confirm everything, so a broker in
 /// trouble is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
@@ -72,54 +77,86 @@ struct Round {
 }
 
 async fn forward_round(delivery: &Delivery, spool: &Spool) -> Result<Round, SpoolError> {
-    let records = spool.oldest(None, ROUND).await?;
     let Ok(lane) = delivery.broker.in_order() else {
         return Ok(Round {
             all_confirmed: false,
         });
     };
-    let total = records.len();
     let mut verdicts = FuturesOrdered::new();
-    let mut confirmed: Vec<Key> = Vec::with_capacity(total);
+    let mut confirmed: Vec<Key> = Vec::with_capacity(REMOVE_EVERY);
+    let mut forwarded = 0;
+    // The last key read: the next chunk starts after it.
+    let mut after = None;
     let mut failed = false;
-    for (key, bytes) in records {
-        let message = match record::decode(&bytes) {
-            Ok(message) => message,
-            Err(error) => unreadable_record(bytes, &error),
-        };
-        match lane
-            .submit(delivery.destinations.amqp_message(&message))
-            .await
-        {
-            Ok(ticket) => {
-                let lane = lane.clone();
-                verdicts.push_back(async move { (key, message, lane.verdict(ticket).await) });
+    let mut read_all = false;
+    loop {
+        if !failed && !read_all && verdicts.len() < MAX_OUT {
+            let records = spool.oldest(after, CHUNK).await?;
+            read_all = records.is_empty();
+            for (key, bytes) in records {
+                after = Some(key);
+                let message = match record::decode(&bytes) {
+                    Ok(message) => message,
+                    Err(error) => unreadable_record(bytes, &error),
+                };
+                match lane
+                    .submit(delivery.destinations.amqp_message(&message))
+                    .await
+                {
+                    Ok(ticket) => {
+                        let lane = lane.clone();
+                        verdicts
+                            .push_back(async move { (key, message, lane.verdict(ticket).await) });
+                    }
+                    Err(error) => {
+                        // Not sent: counted, and retried first in the next round.
+                        delivery.count(&message, &Err(error));
+                        failed = true;
+                        break;
+                    }
+                }
+                // Settle what is already settled, to stop at the first failure.
+                while let Some(Some((key, message, result))) = verdicts.next().now_or_never() {
+                    failed |= !settle(delivery, key, &message, result, &mut confirmed);
+                }
+                if failed {
+                    break;
+                }
             }
-            Err(error) => {
-                // Not sent: counted, and retried first in the next round.
-                delivery.count(&message, &Err(error));
-                break;
-            }
+            continue;
         }
-        // Settle what is already settled, to stop at the first failure.
-        while let Some(Some((key, message, result))) = verdicts.next().now_or_never() {
-            failed |= !settle(delivery, key, &message, result, &mut confirmed);
-        }
-        if failed {
+        let Some((key, message, result)) = verdicts.next().await else {
+            // Nothing in flight, and nothing more to send.
             break;
+        };
+        failed |= !settle(delivery, key, &message, result, &mut confirmed);
+        if confirmed.len() >= REMOVE_EVERY {
+            forwarded += remove(delivery, spool, &mut confirmed).await?;
         }
     }
-    while let Some((key, message, result)) = verdicts.next().await {
-        settle(delivery, key, &message, result, &mut confirmed);
-    }
-    let all_confirmed = confirmed.len() == total;
-    if !confirmed.is_empty() {
-        let forwarded = confirmed.len() as u64;
-        spool.remove(confirmed).await?;
-        delivery.metrics.spool_forwarded.inc_by(forwarded);
+    forwarded += remove(delivery, spool, &mut confirmed).await?;
+    if forwarded > 0 {
         tracing::debug!(forwarded, "forwarded spooled events");
     }
-    Ok(Round { all_confirmed })
+    Ok(Round {
+        all_confirmed: !failed,
+    })
+}
+
+/// Deletes the confirmed records in one commit; how many.
+async fn remove(
+    delivery: &Delivery,
+    spool: &Spool,
+    confirmed: &mut Vec<Key>,
+) -> Result<u64, SpoolError> {
+    if confirmed.is_empty() {
+        return Ok(0);
+    }
+    let keys = std::mem::take(confirmed);
+    let count = keys.len() as u64;
+    spool.remove(keys).await?;
+    delivery.metrics.spool_forwarded.inc_by(count);
+    Ok(count)
 }
 
 /// Counts one verdict; `true` when confirmed.
