@@ -107,7 +107,7 @@ struct Lane {
     window: usize,
     /// Ids of messages the broker returned, waiting to be matched to their
     /// message; bounded, since a return only concerns messages in flight.
-    returned: RecentIds,
+    returned: ReturnedIds,
 }
 
 impl Lane {
@@ -116,7 +116,7 @@ impl Lane {
             connection,
             channel: None,
             window,
-            returned: RecentIds::new(window.max(64) * 2),
+            returned: ReturnedIds::new(window.max(64) * 2),
         }
     }
 
@@ -202,26 +202,27 @@ impl Lane {
     /// Judges every settled message, once all their returns are collected.
     fn settle(&mut self, settled: Vec<(InFlight, lapin::Result<Confirmation>)>) {
         for (_, result) in &settled {
-            if let Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) =
-                result
-                && let Some(id) = returned.delivery.properties.message_id()
-            {
+            if let Some(id) = returned_id(result) {
                 self.returned.insert(id.clone());
             }
         }
         for (message, result) in settled {
-            let verdict = match result {
-                Err(error) => Err(self.failure(error)),
+            let verdict = match &result {
+                Err(error) => Err(self.failure(error.clone())),
                 Ok(Confirmation::Nack(_)) => Err(PublishError::Nack),
                 Ok(Confirmation::NotRequested) => Err(PublishError::NotConfirmMode),
-                // Its own return, or someone else's: then its own may still be
-                // waiting inside lapin, so it cannot be called published.
+                // Its own return (matched here), or someone else's: then its own
+                // may still be waiting inside lapin, so it cannot be called published.
                 Ok(Confirmation::Ack(Some(_))) => {
-                    self.forget(&message.message_id);
+                    if let Some(own) = &message.message_id
+                        && returned_id(&result) == Some(own)
+                    {
+                        self.returned.take(own);
+                    }
                     Err(PublishError::Returned)
                 }
                 Ok(Confirmation::Ack(None)) => match &message.message_id {
-                    Some(id) if self.returned.remove(id) => Err(PublishError::Returned),
+                    Some(id) if self.returned.take(id) => Err(PublishError::Returned),
                     _ => Ok(message.sent_at.elapsed()),
                 },
             };
@@ -229,11 +230,15 @@ impl Lane {
             let _ = message.reply.send(verdict);
         }
     }
+}
 
-    fn forget(&mut self, message_id: &Option<ShortString>) {
-        if let Some(id) = message_id {
-            self.returned.remove(id);
+/// The `message_id` of the returned message a confirm carries, if any.
+fn returned_id(result: &lapin::Result<Confirmation>) -> Option<&ShortString> {
+    match result {
+        Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
+            returned.delivery.properties.message_id().as_ref()
         }
+        _ => None,
     }
 }
 
@@ -245,21 +250,24 @@ async fn confirm_channel(connection: &Connection) -> lapin::Result<Channel> {
     Ok(channel)
 }
 
-/// A set that forgets its oldest entries beyond `capacity`.
-struct RecentIds {
+/// The returned ids not matched to a message yet, counted: two messages with
+/// the same id (an event sent twice, a spooled copy beside a live one) can both
+/// be returned, and each return must judge one of them. The oldest are
+/// forgotten beyond `capacity`.
+struct ReturnedIds {
     capacity: usize,
-    /// Each id with the number of its latest insertion, so that a stale entry
-    /// of `order` never evicts a newer insertion of the same id.
-    ids: HashMap<ShortString, u64>,
+    /// Per id, the insertion numbers of its returns not yet matched, oldest first.
+    outstanding: HashMap<ShortString, VecDeque<u64>>,
+    /// Every insertion, oldest first, for forgetting beyond capacity.
     order: VecDeque<(ShortString, u64)>,
     inserted: u64,
 }
 
-impl RecentIds {
+impl ReturnedIds {
     fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            ids: HashMap::new(),
+            outstanding: HashMap::new(),
             order: VecDeque::new(),
             inserted: 0,
         }
@@ -267,20 +275,37 @@ impl RecentIds {
 
     fn insert(&mut self, id: ShortString) {
         self.inserted += 1;
-        self.ids.insert(id.clone(), self.inserted);
+        self.outstanding
+            .entry(id.clone())
+            .or_default()
+            .push_back(self.inserted);
         self.order.push_back((id, self.inserted));
         while self.order.len() > self.capacity {
-            if let Some((oldest, number)) = self.order.pop_front()
-                && self.ids.get(&oldest) == Some(&number)
+            let Some((oldest, number)) = self.order.pop_front() else {
+                break;
+            };
+            // Still unmatched, it is the oldest of its id: forget it.
+            if let Some(numbers) = self.outstanding.get_mut(&oldest)
+                && numbers.front() == Some(&number)
             {
-                self.ids.remove(&oldest);
+                numbers.pop_front();
+                if numbers.is_empty() {
+                    self.outstanding.remove(&oldest);
+                }
             }
         }
     }
 
-    /// Whether `id` was there; it is not any more.
-    fn remove(&mut self, id: &ShortString) -> bool {
-        self.ids.remove(id).is_some()
+    /// Matches one return of `id` to a message: whether there was one.
+    fn take(&mut self, id: &ShortString) -> bool {
+        let Some(numbers) = self.outstanding.get_mut(id) else {
+            return false;
+        };
+        numbers.pop_front();
+        if numbers.is_empty() {
+            self.outstanding.remove(id);
+        }
+        true
     }
 }
 
@@ -289,23 +314,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recent_ids_forget_the_oldest_beyond_capacity() {
-        let mut ids = RecentIds::new(2);
-        for id in ["a", "b", "c"] {
-            ids.insert(id.into());
-        }
-        assert!(!ids.remove(&"a".into()));
-        assert!(ids.remove(&"b".into()));
-        assert!(!ids.remove(&"b".into()), "removed once");
-        assert!(ids.remove(&"c".into()));
+    fn each_return_judges_one_message_of_its_id() {
+        let mut ids = ReturnedIds::new(10);
+        ids.insert("a".into());
+        ids.insert("a".into());
+        assert!(ids.take(&"a".into()), "the first message with id a");
+        assert!(ids.take(&"a".into()), "its twin, returned too");
+        assert!(!ids.take(&"a".into()), "no third return");
+        assert!(!ids.take(&"b".into()));
     }
 
     #[test]
-    fn a_stale_entry_never_evicts_a_newer_insertion() {
-        let mut ids = RecentIds::new(2);
+    fn the_oldest_unmatched_returns_are_forgotten_beyond_capacity() {
+        let mut ids = ReturnedIds::new(2);
+        for id in ["a", "b", "c"] {
+            ids.insert(id.into());
+        }
+        assert!(!ids.take(&"a".into()), "forgotten");
+        assert!(ids.take(&"b".into()));
+        assert!(ids.take(&"c".into()));
+    }
+
+    #[test]
+    fn a_matched_return_that_ages_out_never_takes_a_newer_one_with_it() {
+        let mut ids = ReturnedIds::new(2);
         ids.insert("a".into());
+        assert!(ids.take(&"a".into()));
         ids.insert("a".into());
+        // The first, matched insertion of a ages out here; the second stays.
         ids.insert("b".into());
-        assert!(ids.remove(&"a".into()), "the second insertion of a is kept");
+        assert!(ids.take(&"a".into()));
+        assert!(ids.take(&"b".into()));
     }
 }
