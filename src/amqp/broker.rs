@@ -152,8 +152,9 @@ pub enum StartError {
     /// What exists on the broker differs from what the bridge declares.
     #[error(transparent)]
     Topology(TopologyError),
-    /// Every URL answered, and RabbitMQ refused the login or vhost on one:
-    /// a configuration error, reported at once rather than spooled around.
+    /// RabbitMQ refused the login or vhost on one of `amqp.urls` (and no URL
+    /// connected): a configuration error, reported at once rather than
+    /// spooled around.
     #[error("{0}")]
     LoginRefused(ConnectFailures),
 }
@@ -353,7 +354,13 @@ impl Broker {
             if self.stopping() {
                 return;
             }
-            match self.connect_any().await {
+            // A shutdown does not wait for an attempt in progress (a silent
+            // broker could hold it for the whole connect timeout, per URL).
+            let attempt = tokio::select! {
+                attempt = self.connect_any() => attempt,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            match attempt {
                 Ok(session) => {
                     self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("reconnected to RabbitMQ");
@@ -415,7 +422,15 @@ impl Broker {
                     Some(Event::ConnectionUnblocked) => {
                         tracing::info!("RabbitMQ unblocked publishing");
                     }
-                    Some(Event::Error(error)) => return Some(error.to_string()),
+                    // lapin reports a channel the broker closed (a publish to a
+                    // missing exchange, say) as an error event too: the lane
+                    // reopens its channel; only a connection that is gone counts.
+                    Some(Event::Error(error)) if !session.is_connected() => {
+                        return Some(error.to_string());
+                    }
+                    Some(Event::Error(error)) => {
+                        tracing::debug!(%error, "RabbitMQ closed a channel; the connection stays");
+                    }
                     Some(_) => {}
                     None => return Some("the connection's event stream ended".into()),
                 },
@@ -533,9 +548,19 @@ impl Session {
 }
 
 /// RabbitMQ closes the connection with ACCESS_REFUSED (403) for a wrong user or
-/// password, and NOT_ALLOWED (530) for a vhost the user may not open.
+/// password, and NOT_ALLOWED (530) for a vhost that does not exist or the user
+/// may not open. 530 also says "connection limit (N) is reached" and "vhost ...
+/// is down": those pass, so they are not a refusal.
 fn is_login_refusal(error: &lapin::Error) -> bool {
-    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if matches!(amqp.get_id(), 403 | 530))
+    let ErrorKind::ProtocolError(amqp) = error.kind() else {
+        return false;
+    };
+    let text = amqp.get_message().as_str();
+    match amqp.get_id() {
+        403 => true,
+        530 => !(text.contains("limit") || text.contains("is down")),
+        _ => false,
+    }
 }
 
 /// A pause between half and all of `base`, so many bridges do not reconnect in step.

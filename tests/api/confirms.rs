@@ -5,6 +5,8 @@
 //! lapin hands a `basic.return` to whichever confirm it completes next, so with
 //! pipelined confirms a naive publisher can see the return of B on A's ack and
 //! a bare ack for B: `raw_lapin_*` (ignored; a demonstration) counts how often.
+//! Also: a channel the broker closes is not a lost connection, and closing
+//! does not wait for a connection attempt.
 
 use std::{
     collections::HashSet,
@@ -130,6 +132,18 @@ struct Outcomes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_confirms_pipelined_on_one_channel_a_returned_message_is_never_called_published() {
+    every_returned_message_is_called_returned(|task, n| format!("{task}-{n}")).await;
+}
+
+/// An event can be in flight twice (Enate's concurrent duplicates, a spooled
+/// copy beside a live one): each return must judge one of the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_messages_with_one_id_are_each_judged_by_their_own_return() {
+    every_returned_message_is_called_returned(|task, n| format!("{}-{n}", task / 2)).await;
+}
+
+/// 16 tasks publish through one lane; `id_of(task, n)` names message `n` of a task.
+async fn every_returned_message_is_called_returned(id_of: fn(usize, usize) -> String) {
     let setup = Setup::new().await;
     let broker = Broker::start(BrokerSettings {
         urls: vec![amqp_url().into()],
@@ -149,7 +163,7 @@ async fn with_confirms_pipelined_on_one_channel_a_returned_message_is_never_call
             (broker.clone(), outcomes.clone(), setup.exchange.clone());
         tasks.spawn(async move {
             for n in 0..PER_TASK {
-                let id = format!("{task}-{n}");
+                let id = id_of(task, n);
                 let message = Message {
                     exchange: exchange.as_str().into(),
                     routing_key: routing_key(n).into(),
@@ -285,5 +299,75 @@ async fn raw_lapin_pipelined_confirms_attach_returns_to_the_wrong_message() {
     assert_eq!(
         lost, 0,
         "messages taken as published never reached the queue"
+    );
+}
+
+fn broker_settings(url: String, timeout: Duration) -> BrokerSettings {
+    BrokerSettings {
+        urls: vec![url.into()],
+        connection_name: "enate-bridge publisher test".into(),
+        heartbeat_secs: 10,
+        channels: 1,
+        confirms_per_channel: 8,
+        timeout,
+        topology: None,
+    }
+}
+
+/// RabbitMQ closes a channel that publishes to a missing exchange, and lapin
+/// reports it as an error event; the connection is fine and must be kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_the_broker_closes_is_reopened_without_reconnecting() {
+    let broker = Broker::start(broker_settings(amqp_url(), Duration::from_secs(5)))
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let result = broker
+            .publish(Message {
+                exchange: "test-no-such-exchange".into(),
+                routing_key: "x".into(),
+                body: b"x".to_vec().into(),
+                properties: BasicProperties::default().with_message_id(format!("m{n}").into()),
+            })
+            .await;
+        assert!(
+            matches!(result, Err(PublishError::Channel(_))),
+            "{result:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        broker.status().reconnects,
+        0,
+        "a channel error is not a lost connection"
+    );
+    assert!(broker.readiness().is_ok());
+    broker.close().await;
+}
+
+/// A broker that accepts TCP and never answers holds a connection attempt for
+/// the whole connect timeout; a shutdown must not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_does_not_wait_for_a_connection_attempt_to_a_silent_broker() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let broker = Broker::start(broker_settings(url, Duration::from_secs(1)))
+        .await
+        .expect("an unreachable broker does not stop the start");
+    // The supervisor is now in its next attempt, held by the silent broker.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let closing = std::time::Instant::now();
+    broker.close().await;
+    assert!(
+        closing.elapsed() < Duration::from_secs(2),
+        "close waited {:?} for a connection attempt",
+        closing.elapsed()
     );
 }
