@@ -50,7 +50,7 @@ pub async fn run(delivery: Delivery, spool: Spool, mut stop: watch::Receiver<boo
         } else if delivery.broker.readiness().is_err() {
             Some(BROKER_WAIT)
         } else {
-            match forward_round(&delivery, &spool).await {
+            match forward_round(&delivery, &spool, &stop).await {
                 Ok(Round {
                     all_confirmed: true,
                 }) => None,
@@ -76,7 +76,14 @@ struct Round {
     all_confirmed: bool,
 }
 
-async fn forward_round(delivery: &Delivery, spool: &Spool) -> Result<Round, SpoolError> {
+/// Ends early at a shutdown: nothing more is read, what is in flight is
+/// settled and the confirmed records deleted, so a shutdown never waits for
+/// the whole spool.
+async fn forward_round(
+    delivery: &Delivery,
+    spool: &Spool,
+    stop: &watch::Receiver<bool>,
+) -> Result<Round, SpoolError> {
     let Ok(lane) = delivery.broker.in_order() else {
         return Ok(Round {
             all_confirmed: false,
@@ -90,7 +97,7 @@ async fn forward_round(delivery: &Delivery, spool: &Spool) -> Result<Round, Spoo
     let mut failed = false;
     let mut read_all = false;
     loop {
-        if !failed && !read_all && verdicts.len() < MAX_OUT {
+        if !failed && !read_all && !*stop.borrow() && verdicts.len() < MAX_OUT {
             let records = spool.oldest(after, CHUNK).await?;
             read_all = records.is_empty();
             for (key, bytes) in records {

@@ -265,3 +265,45 @@ async fn readyz_and_the_spool_endpoint_describe_the_spool() {
     assert_eq!(spool["max_bytes"], 1024 * 1024 * 1024);
     assert_eq!(spool["writable"], true);
 }
+
+/// A shutdown stops the spool's forwarder after what it has in flight; it does
+/// not wait for the whole spool to be forwarded (a full spool would outlast any
+/// orchestrator's grace period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_does_not_wait_for_the_whole_spool_to_be_forwarded() {
+    use enate_bridge::spool::Spool;
+    const EVENTS: usize = 20_000;
+    let settings = test_settings();
+    let spool = Spool::open(&settings.spool.dir, 1 << 30).unwrap();
+    for chunk in 0..EVENTS / 1000 {
+        let records = (0..1000)
+            .map(|n| {
+                let id = uuid::Uuid::from_u128((chunk * 1000 + n) as u128 + 1);
+                format!(
+                    "{{\"spooled_at_ms\":1700000000000,\"message\":{{\"destination\":\"events\",\
+                     \"id\":\"{id}\",\"webhook\":\"PacketUpdated\",\"routing_key\":\"packet_updated.ticket.resolved\",\
+                     \"timestamp\":1700000000,\"headers\":[],\"content_type\":\"application/json\"}}}}\n{{}}"
+                )
+                .into_bytes()
+            })
+            .collect();
+        spool.append(records).await.unwrap();
+    }
+    spool.close().await;
+    let mut app = try_spawn_app(settings).await.unwrap();
+    app.wait_until_connected().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = Instant::now();
+    app.stop().await.unwrap();
+    let took = stopping.elapsed();
+    let left = Spool::status(&app.spool_dir).unwrap().events;
+    assert!(
+        left > 0,
+        "the test needs a spool that takes longer to forward than a shutdown"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the shutdown took {took:?} with {left} events still spooled"
+    );
+}

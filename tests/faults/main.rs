@@ -342,6 +342,43 @@ async fn a_login_refused_while_running_is_a_distinct_state_that_spools_and_drain
     );
 }
 
+/// RabbitMQ says NOT_ALLOWED (530) for a vhost at its connection limit too:
+/// that passes (another replica closes), so it must not stop the start as a
+/// refused login would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vhost_at_its_connection_limit_is_waited_for_not_taken_for_a_refused_login() {
+    let _serial = serial().await;
+    let node = Node::start("connection-limit").await;
+    node.add_vhost_with_connection_limit("limited", 1).await;
+    let url = node.url().replace("/%2f", "/limited");
+    let other = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("the first connection fits the limit");
+    let broker = enate_bridge::amqp::Broker::start(enate_bridge::amqp::BrokerSettings {
+        urls: vec![url.into()],
+        connection_name: "enate-bridge connection limit".into(),
+        heartbeat_secs: 10,
+        channels: 1,
+        confirms_per_channel: 8,
+        timeout: Duration::from_secs(2),
+        topology: None,
+    })
+    .await
+    .expect("a vhost at its connection limit is not a refused login");
+    let waiting = broker.readiness().unwrap_err();
+    assert!(!waiting.is_login_refused(), "{waiting}");
+    let _ = other.close(200, "room for the bridge".into()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.readiness().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never connected once there was room"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.close().await;
+}
+
 /// Consumes `queue` slowly (about `per_second`) until stopped; returns the references.
 fn slow_consumer(
     amqp_url: String,

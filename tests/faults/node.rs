@@ -211,6 +211,20 @@ impl Node {
             .expect("changing guest's password");
     }
 
+    /// A vhost guest may use, with at most `limit` connections.
+    pub async fn add_vhost_with_connection_limit(&self, vhost: &str, limit: u32) {
+        for args in [
+            vec!["add_vhost", vhost],
+            vec!["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        ] {
+            self.ctl_async(&args).await.expect("preparing the vhost");
+        }
+        let limits = format!("{{\"max-connections\": {limit}}}");
+        self.ctl_async(&["set_vhost_limits", "-p", vhost, &limits])
+            .await
+            .expect("limiting the vhost's connections");
+    }
+
     /// Closes every client connection, as a broker restart would.
     pub async fn close_all_connections(&self) {
         self.ctl_async(&["close_all_connections", "the fault suite closes it"])
