@@ -6,14 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use super::message::Outgoing;
 
-/// The header line as written...
+/// The header line as written. `spooled_at_ms` is for people reading the spool
+/// with other tools, and for the previous release, which requires it (a
+/// rollback with events in the spool must still forward them); the spool keeps
+/// its own times.
 #[derive(Serialize)]
 struct HeaderOut<'a> {
+    spooled_at_ms: u64,
     message: &'a Outgoing,
 }
 
-/// ...and as read back. Records of earlier versions also carry
-/// `spooled_at_ms`, which is ignored: the spool keeps its own times.
+/// ...and as read back (`spooled_at_ms` is ignored).
 #[derive(Deserialize)]
 struct HeaderIn {
     message: Outgoing,
@@ -29,8 +32,11 @@ pub enum DecodeError {
 }
 
 pub fn encode(message: &Outgoing) -> Vec<u8> {
-    let mut record =
-        serde_json::to_vec(&HeaderOut { message }).expect("a message header always serializes");
+    let header = HeaderOut {
+        spooled_at_ms: crate::spool::now_ms(),
+        message,
+    };
+    let mut record = serde_json::to_vec(&header).expect("a message header always serializes");
     record.push(b'\n');
     record.extend_from_slice(&message.body);
     record
@@ -77,6 +83,29 @@ mod tests {
         let message = decode(old).unwrap();
         assert_eq!(message.routing_key, "packet_updated.ticket.resolved");
         assert_eq!(&message.body[..], b"{\"a\":1}");
+    }
+
+    #[test]
+    fn the_previous_release_can_read_a_new_record() {
+        /// The header as the release before this format change reads it.
+        #[derive(Deserialize)]
+        struct PreviousHeaderIn {
+            #[allow(dead_code)]
+            spooled_at_ms: u64,
+            message: Outgoing,
+        }
+        let message = Outgoing::quarantined(
+            uuid::Uuid::from_u128(7),
+            Webhook::PacketUpdated,
+            "x",
+            b"{}".to_vec(),
+            None,
+            1,
+        );
+        let record = encode(&message);
+        let newline = record.iter().position(|b| *b == b'\n').unwrap();
+        let previous: PreviousHeaderIn = serde_json::from_slice(&record[..newline]).unwrap();
+        assert_eq!(previous.message.id, message.id);
     }
 
     #[test]
