@@ -126,6 +126,7 @@ impl EventBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::enums::{EnumKind, UNKNOWN};
     use crate::payload::split_body;
     use serde_json::{Value, json};
 
@@ -190,6 +191,28 @@ mod tests {
         );
         let json: Value = serde_json::from_slice(&business_object.body).unwrap();
         assert!(json.get("subject").is_none(), "{json}");
+    }
+
+    #[test]
+    fn no_routing_word_is_longer_than_the_template_check_assumes() {
+        let words = Webhook::ALL
+            .iter()
+            .map(|webhook| webhook.event_name())
+            .chain(
+                [
+                    EnumKind::ProcessType,
+                    EnumKind::Status,
+                    EnumKind::RagStatus,
+                    EnumKind::CommunicationType,
+                    EnumKind::StartedByMethod,
+                ]
+                .iter()
+                .flat_map(|kind| kind.table().iter().map(|(_, name)| *name)),
+            )
+            .chain([NONE, UNKNOWN]);
+        for word in words {
+            assert!(word.len() <= crate::routing::MAX_WORD_BYTES, "{word}");
+        }
     }
 
     #[test]

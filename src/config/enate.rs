@@ -234,8 +234,15 @@ impl EnateSettings {
     }
 
     fn check_url(&self, key: &str, value: &str) -> Result<Url, EnateConfigError> {
+        // Errors show the URL with any password hidden: it is printed at every start.
+        let shown = super::redact_url(value);
         let url = Url::parse(value)
-            .map_err(|error| invalid(key, format!("{value:?} is not a URL ({error})")))?;
+            .map_err(|error| invalid(key, format!("{shown:?} is not a URL ({error})")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // A URL is printed by plan and list; credentials go in enate.auth.
+            return Err(invalid(key, "must not hold credentials; use enate.auth"));
+        }
+        let value = &shown;
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http => {}
@@ -257,10 +264,6 @@ impl EnateSettings {
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(invalid(key, format!("{value:?} has no host")));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            // A URL is printed by plan and list; credentials go in enate.auth.
-            return Err(invalid(key, "must not hold credentials; use enate.auth"));
         }
         Ok(url)
     }

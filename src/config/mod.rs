@@ -69,7 +69,7 @@ pub struct AdminSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     pub header: HeaderSetting,
-    #[serde(serialize_with = "redact_all")]
+    #[serde(serialize_with = "redact_all", deserialize_with = "secret_list")]
     pub secrets: Vec<SecretString>,
     pub allow_unauthenticated: bool,
 }
@@ -77,7 +77,10 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmqpSettings {
-    #[serde(serialize_with = "redact_url_passwords")]
+    #[serde(
+        serialize_with = "redact_url_passwords",
+        deserialize_with = "secret_list"
+    )]
     pub urls: Vec<SecretString>,
     pub exchange: String,
     pub routing_key: RoutingKeyTemplate,
@@ -484,19 +487,116 @@ fn dot_after_index(text: &str) -> String {
     fixed
 }
 
-/// Replaces the password of an AMQP URL with `***`, so URLs can be logged and printed.
+/// Replaces the password of a URL with `***`, so URLs can be logged and printed,
+/// even invalid ones: everything up to the last `@` is user information (a
+/// password may hold an unencoded `/`, `#` or `?`), and only the user is kept.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".into();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{path}")
+    match rest.rsplit_once('@') {
+        Some((userinfo, host_and_path)) => {
+            let user = userinfo
+                .split([':', '/', '?', '#'])
+                .next()
+                .unwrap_or_default();
+            format!("{scheme}://{user}:***@{host_and_path}")
         }
         None => url.to_string(),
+    }
+}
+
+/// `auth.secrets` and `amqp.urls`: a list of strings, or one string of
+/// comma-separated items (as the environment gives them, and as people write
+/// them in TOML by mistake). A wrong type is refused without the value in the
+/// message: serde's own message would quote it, secret and all.
+fn secret_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretString>, D::Error> {
+    deserializer.deserialize_any(SecretListVisitor)
+}
+
+const NOT_A_SECRET_LIST: &str = "expected a list of strings, or one string of comma-separated items (the value is not shown: it may be a secret)";
+
+struct SecretListVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretListVisitor {
+    type Value = Vec<SecretString>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(NOT_A_SECRET_LIST)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(SecretString::from)
+            .collect())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(SecretItem(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_A_SECRET_LIST))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_A_SECRET_LIST))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_A_SECRET_LIST))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_A_SECRET_LIST))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(serde::de::Error::custom(NOT_A_SECRET_LIST))
+    }
+}
+
+/// One item of a secret list: text, or a number taken as its digits.
+struct SecretItem(SecretString);
+
+impl<'de> Deserialize<'de> for SecretItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl serde::de::Visitor<'_> for ItemVisitor {
+            type Value = SecretItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string (the value is not shown: it may be a secret)")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretItem, E> {
+                Ok(SecretItem(SecretString::from(text)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<SecretItem, E> {
+                Ok(SecretItem(SecretString::from(number.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<SecretItem, E> {
+                Ok(SecretItem(SecretString::from(number.to_string())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretItem, E> {
+                Err(E::custom(
+                    "expected a string (the value is not shown: it may be a secret)",
+                ))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretItem, E> {
+                Err(E::custom(
+                    "expected a string (the value is not shown: it may be a secret)",
+                ))
+            }
+        }
+        deserializer.deserialize_any(ItemVisitor)
     }
 }
 
@@ -757,6 +857,50 @@ mod tests {
     }
 
     #[test]
+    fn no_secret_reaches_an_error_or_check_config_whatever_its_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bridge.toml");
+        let cases = [
+            "[auth]\nsecrets = \"topsecret\"\n",
+            "[auth]\nsecrets = 12345678\n",
+            "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = \"amqp://u:topsecret@h:5672/%2f\"\n",
+            "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = [\"amqp://u:top/secret@h:5672/%2f\"]\n",
+            "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = [\"amqp://u:top#secret@h:5672/%2f\"]\n",
+            "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = [\"amqp://u:top?secret@h:5672/%2f\"]\n",
+            "[auth]\nsecrets = [\"s\"]\n[enate.auth]\ntoken_url = \"http://id:topsecret@idp.example/token\"\n",
+            "[auth]\nsecrets = [\"s\"]\n[enate]\napi_url = \"https://u:topsecret@enate.example/\"\n",
+        ];
+        for text in cases {
+            std::fs::write(&path, text).unwrap();
+            let shown = match Settings::load_from(Some(&path), env(&[])) {
+                Ok(settings) => settings.to_redacted_toml(),
+                Err(error) => error.to_string(),
+            };
+            for secret in [
+                "topsecret",
+                "top/secret",
+                "top#secret",
+                "top?secret",
+                "12345678",
+            ] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_secret_list_is_a_list_or_one_comma_separated_string() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bridge.toml");
+        std::fs::write(&path, "[auth]\nsecrets = \"one, two\"\n").unwrap();
+        let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(settings.auth.secrets.len(), 2);
+        std::fs::write(&path, "[auth]\nsecrets = [12345]\n").unwrap();
+        let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(settings.auth.secrets[0].expose_secret(), "12345");
+    }
+
+    #[test]
     fn redact_url_forms() {
         assert_eq!(
             redact_url("amqp://g:p@h:5672/%2f"),
@@ -765,6 +909,10 @@ mod tests {
         assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
         assert_eq!(redact_url("amqp://u@h/"), "amqp://u:***@h/");
         assert_eq!(redact_url("garbage:pw"), "***");
+        assert_eq!(
+            redact_url("amqp://u:top/secret@h:5672/%2f"),
+            "amqp://u:***@h:5672/%2f"
+        );
     }
 
     #[test]
