@@ -246,19 +246,43 @@ impl Node {
 
     /// Makes this (running, blank) node a member of `seed`'s cluster, as
     /// RabbitMQ's clustering guide does it: stop_app, join_cluster, start_app.
+    /// A failed attempt is undone (the seed forgets the node, the node is reset)
+    /// and tried again, twice at most: under load a join can leave mnesia unable
+    /// to start.
     pub async fn join_cluster(&self, seed: &Node) {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            match self.try_join_cluster(seed).await {
+                Ok(()) => return,
+                Err(error) if attempt < ATTEMPTS => {
+                    eprintln!(
+                        "faults: {} could not join {} (attempt {attempt}), resetting: {error}",
+                        self.name, seed.name
+                    );
+                    let _ = self.ctl_async(&["stop_app"]).await;
+                    // The seed may already count this node as a member.
+                    let _ = seed
+                        .ctl_async(&["forget_cluster_node", self.name.as_str()])
+                        .await;
+                    let _ = self.ctl_async(&["reset"]).await;
+                }
+                Err(error) => panic!(
+                    "{} could not join the cluster of {}: {error}",
+                    self.name, seed.name
+                ),
+            }
+        }
+    }
+
+    async fn try_join_cluster(&self, seed: &Node) -> Result<(), String> {
         for args in [
             vec!["stop_app"],
             vec!["join_cluster", seed.name.as_str()],
             vec!["start_app"],
         ] {
-            if let Err(error) = self.ctl_async(&args).await {
-                panic!(
-                    "{} could not join the cluster of {}: {error}",
-                    self.name, seed.name
-                );
-            }
+            self.ctl_async(&args).await?;
         }
+        Ok(())
     }
 
     /// `rabbitmqctl -n NODE ARGS...`; `Err` with its output when it fails.
