@@ -507,7 +507,9 @@ async fn a_bridge_killed_with_kill_9_holding_a_spool_restarts_and_drains_it_whil
 async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_back() {
     let _serial = serial().await;
     let setup = Setup::start("no-quorum").await;
-    let load = setup.load(40.0);
+    // Long enough to outlast the outage (15 s), two node boots (10-20 s on a
+    // loaded machine) and the spools' drain, so the drain happens under load.
+    let load = setup.load(60.0);
 
     load.wait_sent(load.spec.total / 6).await;
     assert_under_load(&load, "the loss of quorum");
