@@ -3,8 +3,10 @@
 //! place where a refusal becomes a status code and a JSON body.
 
 pub mod admin;
+pub mod body;
 pub mod contract;
 pub mod ingress;
+pub mod refusal_log;
 pub mod rejection;
 
 use actix_web::{HttpResponse, web};
