@@ -192,7 +192,9 @@ impl Default for ServerSettings {
 impl Default for AdminSettings {
     fn default() -> Self {
         Self {
-            bind: ListenAddress::parse("0.0.0.0:9091").expect("the default is valid"),
+            // Loopback: /metrics, /readyz and /spool describe traffic and the
+            // broker to whoever can reach them. The container image sets 0.0.0.0.
+            bind: ListenAddress::parse("127.0.0.1:9091").expect("the default is valid"),
         }
     }
 }
