@@ -110,14 +110,17 @@ async fn slow_bodies_beyond_max_in_flight_do_not_lock_out_a_webhook_that_arrives
     for _ in 0..10 {
         slow.push(start_body(&app, 100_000, 10).await);
     }
+    // Each holds the 10 bytes it sent, and no slot.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while readyz_ingress(&app).await["bodies_being_read"] != 10 {
-        assert!(Instant::now() < deadline, "{}", readyz_ingress(&app).await);
+    loop {
+        let ingress = readyz_ingress(&app).await;
+        if ingress["bodies_being_read"] == 10 && ingress["body_buffer_bytes"] == 100 {
+            assert_eq!(ingress["slots_in_use"], 0, "{ingress}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ingress}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let ingress = readyz_ingress(&app).await;
-    assert_eq!(ingress["slots_in_use"], 0, "{ingress}");
-    assert_eq!(ingress["body_buffer_bytes"], 100, "{ingress}");
 
     let response = app
         .post_webhook("PacketUpdated", r#"{"ProcessType": 2, "Status": 1}"#)
@@ -237,4 +240,38 @@ async fn identical_objects_in_one_request_are_one_event_published_once() {
     queue.assert_empty().await;
     let metrics = app.metrics().await;
     assert_eq!(metric_value(&metrics, "enate_bridge_duplicates_total"), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_fit_the_buffer_budget_gets_503_and_the_budget_comes_back() {
+    let app = spawn_app_with(|settings| {
+        settings.server.max_body_bytes = 1000;
+        settings.server.max_body_buffer_bytes = 1000;
+        settings.server.body_timeout_secs = 60;
+    })
+    .await;
+    let queue = app.bind_queue("#").await;
+    let webhook = r#"{"ProcessType": 2, "Status": 1, "Reference": "fits once the budget is back"}"#;
+    let holder = start_body(&app, 1000, 990).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while readyz_ingress(&app).await["body_buffer_bytes"] != 990 {
+        assert!(Instant::now() < deadline, "{}", readyz_ingress(&app).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let refused = app.post_webhook("PacketUpdated", webhook).await;
+
+    assert_eq!(refused.status(), 503);
+    let answer: Value = refused.json().await.unwrap();
+    assert_eq!(answer["status"], "overloaded");
+    queue.assert_empty().await;
+    drop(holder);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while readyz_ingress(&app).await["body_buffer_bytes"] != 0 {
+        assert!(Instant::now() < deadline, "{}", readyz_ingress(&app).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let accepted = app.post_webhook("PacketUpdated", webhook).await;
+    assert_eq!(accepted.status(), 200);
+    queue.next().await;
 }
