@@ -125,12 +125,13 @@ async fn handle(
             header: state.auth.header_name().to_string(),
         });
     }
-    let body = read_body(request, payload, state.body_limits, &state.body_budget).await?;
+    // Its bytes count against the body budget until the answer.
+    let held = read_body(request, payload, state.body_limits, &state.body_budget).await?;
     // Held until the answer: bounds the parsing and publishing done at once.
     let Ok(_permit) = state.admission.try_acquire() else {
         return Err(Rejection::Overloaded);
     };
-    let body = &body.bytes;
+    let body = &held.bytes;
     let events = match split_body_at_most(body, state.max_events_per_request) {
         Err(SplitError::TooManyEvents { max }) => return Err(Rejection::TooManyEvents { max }),
         Err(SplitError::Invalid(invalid)) => Err(invalid),
