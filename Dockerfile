@@ -85,6 +85,9 @@ USER 65532:65532
 # 8080: webhook ingress (POST /webhooks/{Webhook}).
 # 9091: admin (/metrics, /healthz, /readyz); keep it off the public ingress.
 EXPOSE 8080 9091
+# The binary's admin.bind default is loopback (safe on a host); in a container
+# the network namespace is the boundary, and Prometheus and probes come from outside it.
+ENV ENATE_BRIDGE__ADMIN__BIND=0.0.0.0:9091
 
 # `healthcheck` asks the admin listener's /readyz (on 127.0.0.1, at the port
 # the container's configuration gives) and exits 0 when the bridge is ready.

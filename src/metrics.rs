@@ -33,12 +33,16 @@ pub enum Outcome {
     Spooled,
     /// Seen within the dedup window: answered 200, not published again.
     Duplicate,
-    /// Over server.max_in_flight: answered 503 at once.
+    /// Over server.max_in_flight, or the body budget spent: answered 503 at once.
     Overloaded,
+    /// The body did not arrive whole within server.body_timeout_secs: 408.
+    Timeout,
+    /// More objects than server.max_events_per_request: 413, nothing published.
+    TooManyEvents,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Published,
         Outcome::Quarantined,
         Outcome::Unauthorized,
@@ -50,6 +54,8 @@ impl Outcome {
         Outcome::Spooled,
         Outcome::Duplicate,
         Outcome::Overloaded,
+        Outcome::Timeout,
+        Outcome::TooManyEvents,
     ];
 
     /// Answered 200: Enate's delivery arrived and was taken.
@@ -73,6 +79,8 @@ impl Outcome {
             Outcome::Spooled => "spooled",
             Outcome::Duplicate => "duplicate",
             Outcome::Overloaded => "overloaded",
+            Outcome::Timeout => "timeout",
+            Outcome::TooManyEvents => "too_many_events",
         }
     }
 }
@@ -139,6 +147,9 @@ pub struct Metrics {
     pub publish_confirm_seconds: Histogram,
     request_duration: Vec<Histogram>,
     pub in_flight_requests: IntGauge,
+    bodies_being_read: IntGauge,
+    body_buffer_bytes: IntGauge,
+    admission_slots_in_use: IntGauge,
     amqp_connected: IntGauge,
     amqp_blocked: IntGauge,
     amqp_login_refused: IntGauge,
@@ -255,6 +266,18 @@ impl Metrics {
             "enate_bridge_in_flight_requests",
             "Webhook requests being handled now.",
         );
+        let bodies_being_read = gauge(
+            "enate_bridge_bodies_being_read",
+            "Webhook bodies still arriving (each must be whole within server.body_timeout_secs).",
+        );
+        let body_buffer_bytes = gauge(
+            "enate_bridge_body_buffer_bytes",
+            "Body bytes held now by all webhook requests (at most server.max_body_buffer_bytes).",
+        );
+        let admission_slots_in_use = gauge(
+            "enate_bridge_admission_slots_in_use",
+            "Webhook requests being parsed or published now (at most server.max_in_flight).",
+        );
         let amqp_connected = gauge(
             "enate_bridge_amqp_connected",
             "1 while the connection to RabbitMQ is up and the topology declared, else 0.",
@@ -338,6 +361,9 @@ impl Metrics {
             publish_confirm_seconds,
             request_duration,
             in_flight_requests,
+            bodies_being_read,
+            body_buffer_bytes,
+            admission_slots_in_use,
             amqp_connected,
             amqp_blocked,
             amqp_login_refused,
@@ -367,6 +393,18 @@ impl Metrics {
         // Only this method moves the counter, so it follows the broker's count.
         self.amqp_reconnects
             .inc_by(reconnects.saturating_sub(self.amqp_reconnects.get()));
+    }
+
+    /// The ingress's saturation, sampled before each scrape.
+    pub fn set_ingress_state(
+        &self,
+        bodies_being_read: usize,
+        body_bytes: usize,
+        slots_in_use: usize,
+    ) {
+        self.bodies_being_read.set(bodies_being_read as i64);
+        self.body_buffer_bytes.set(body_bytes as i64);
+        self.admission_slots_in_use.set(slots_in_use as i64);
     }
 
     /// What the spool holds, sampled before each scrape.

@@ -18,7 +18,7 @@ use crate::{
     event::EventBuilder,
     metrics::Metrics,
     normalize::NormalizeOptions,
-    routes,
+    routes::{self, refusal_log},
     spool::Spool,
     state::{AppState, Limits},
 };
@@ -91,10 +91,17 @@ impl Application {
             metrics,
             Limits {
                 max_body_bytes: settings.server.max_body_bytes,
+                body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
+                max_body_buffer_bytes: settings.server.max_body_buffer_bytes,
+                max_events_per_request: settings.server.max_events_per_request,
                 max_in_flight: settings.max_in_flight(),
                 invalid_payload: settings.ingress.invalid_payload,
             },
         ));
+
+        tokio::spawn(write_refusal_summaries(Arc::downgrade(
+            &state.clone().into_inner(),
+        )));
 
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let ingress_listener = bind(&settings.server.bind, "server.bind")?;
@@ -176,6 +183,20 @@ impl Application {
         let _ = admin.await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Every refusal_log window, the counts of refusals not logged one by one; ends
+/// with the application.
+async fn write_refusal_summaries(state: std::sync::Weak<AppState>) {
+    let mut ticks = tokio::time::interval(refusal_log::WINDOW);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match state.upgrade() {
+            Some(state) => state.refusal_log.write_summaries(),
+            None => return,
+        }
     }
 }
 

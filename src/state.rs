@@ -1,16 +1,27 @@
 //! What every request handler shares: built once at start, read-only afterwards
 //! (but for the shutdown flag).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use tokio::sync::Semaphore;
 
 use crate::{
-    auth::Authenticator, config::InvalidPayloadPolicy, dedup::Dedup, delivery::Delivery,
-    event::EventBuilder, metrics::Metrics,
+    auth::Authenticator,
+    config::InvalidPayloadPolicy,
+    dedup::Dedup,
+    delivery::Delivery,
+    event::EventBuilder,
+    metrics::Metrics,
+    routes::{
+        body::{BodyBudget, BodyLimits},
+        refusal_log::RefusalLog,
+    },
 };
 
 pub struct AppState {
@@ -19,16 +30,25 @@ pub struct AppState {
     pub delivery: Delivery,
     pub dedup: Dedup,
     pub metrics: Arc<Metrics>,
-    pub max_body_bytes: usize,
+    pub body_limits: BodyLimits,
+    /// Every body byte held at once (`server.max_body_buffer_bytes`).
+    pub body_budget: BodyBudget,
+    pub max_events_per_request: usize,
     pub invalid_payload: InvalidPayloadPolicy,
-    /// One permit per request handled at once (`server.max_in_flight`).
+    /// One permit per request parsed and published at once
+    /// (`server.max_in_flight`), taken once its body is in.
     pub admission: Semaphore,
+    pub max_in_flight: usize,
+    pub refusal_log: RefusalLog,
     shutting_down: AtomicBool,
 }
 
 /// The parts of [`AppState`] decided by the configuration.
 pub struct Limits {
     pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub max_body_buffer_bytes: usize,
+    pub max_events_per_request: usize,
     pub max_in_flight: usize,
     pub invalid_payload: InvalidPayloadPolicy,
 }
@@ -48,9 +68,16 @@ impl AppState {
             delivery,
             dedup,
             metrics,
-            max_body_bytes: limits.max_body_bytes,
+            body_limits: BodyLimits {
+                max_bytes: limits.max_body_bytes,
+                timeout: limits.body_timeout,
+            },
+            body_budget: BodyBudget::new(limits.max_body_buffer_bytes),
+            max_events_per_request: limits.max_events_per_request,
             invalid_payload: limits.invalid_payload,
             admission: Semaphore::new(limits.max_in_flight),
+            max_in_flight: limits.max_in_flight,
+            refusal_log: RefusalLog::new(),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -62,5 +89,11 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Admission slots taken now (requests being parsed or published).
+    pub fn slots_in_use(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.admission.available_permits())
     }
 }

@@ -26,16 +26,29 @@ pub fn init(settings: &LogSettings) {
     };
 }
 
-/// lapin logs at ERROR what the bridge handles and reports itself, once and in
-/// its own words (a refused login, a lost connection, its own retries: "Exponential
-/// backoff attempts exhausted, aborting recovery" after a refused login). So it is
-/// off unless the directives name it (`log.level = "info,lapin=debug"`).
+/// Dependencies that log at ERROR what is not the bridge's error, each off
+/// unless the directives name it (`log.level = "info,lapin=debug"`):
+/// - lapin logs what the bridge handles and reports itself, once and in its own
+///   words (a refused login, a lost connection, its own retries: "Exponential
+///   backoff attempts exhausted, aborting recovery" after a refused login);
+/// - actix-http's connection dispatcher logs "stream error" for every malformed
+///   or timed-out request from a client (a bad request line, headers too large,
+///   a header timeout): the sender's fault, already answered 400/408/431, and a
+///   flood of them is a flood of ERROR lines.
+const QUIET_DEPENDENCIES: [(&str, &str); 2] = [
+    ("lapin", "lapin=off"),
+    ("actix_http", "actix_http::h1::dispatcher=off"),
+];
+
 fn with_quiet_dependencies(directives: &str) -> String {
-    if directives.contains("lapin") {
-        directives.to_string()
-    } else {
-        format!("{directives},lapin=off")
+    let mut directives = directives.to_string();
+    for (name, directive) in QUIET_DEPENDENCIES {
+        if !directives.contains(name) {
+            directives.push(',');
+            directives.push_str(directive);
+        }
     }
+    directives
 }
 
 /// An error and its causes, joined by ": ", for a log line or a JSON reason.

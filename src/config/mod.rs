@@ -55,8 +55,16 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
-    /// Requests handled at once; beyond it, 503 at once. 0 means 256 per CPU core.
+    /// Requests parsed and published at once (taken once the body is in);
+    /// beyond it, 503 at once. 0 means 256 per CPU core.
     pub max_in_flight: usize,
+    /// The whole body must arrive within this, else 408.
+    pub body_timeout_secs: u64,
+    /// Body bytes held at once by all requests (read, parsed or published);
+    /// a body that does not fit gets 503.
+    pub max_body_buffer_bytes: usize,
+    /// Objects one request may carry; more get 413, nothing published.
+    pub max_events_per_request: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -171,6 +179,12 @@ impl Default for ServerSettings {
             shutdown_timeout_secs: 30,
             workers: 0,
             max_in_flight: 0,
+            // A full 1 MiB body over a 1 Mbit/s link takes 8.4 s; Enate's few KB
+            // arrive in one packet. A stalled sender is let go after this.
+            body_timeout_secs: 15,
+            max_body_buffer_bytes: 64 * 1024 * 1024,
+            // Enate sends one object per request; an array is allowed, within reason.
+            max_events_per_request: 100,
         }
     }
 }
@@ -178,7 +192,9 @@ impl Default for ServerSettings {
 impl Default for AdminSettings {
     fn default() -> Self {
         Self {
-            bind: ListenAddress::parse("0.0.0.0:9091").expect("the default is valid"),
+            // Loopback: /metrics, /readyz and /spool describe traffic and the
+            // broker to whoever can reach them. The container image sets 0.0.0.0.
+            bind: ListenAddress::parse("127.0.0.1:9091").expect("the default is valid"),
         }
     }
 }
@@ -374,6 +390,20 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.server.max_body_bytes == 0 {
             invalid!("server.max_body_bytes must be greater than 0");
+        }
+        if self.server.body_timeout_secs == 0 {
+            invalid!("server.body_timeout_secs must be greater than 0");
+        }
+        if self.server.max_body_buffer_bytes < self.server.max_body_bytes {
+            invalid!(
+                "server.max_body_buffer_bytes ({}) must be at least server.max_body_bytes ({}), \
+                 or no body of the largest allowed size could ever be received",
+                self.server.max_body_buffer_bytes,
+                self.server.max_body_bytes
+            );
+        }
+        if self.server.max_events_per_request == 0 {
+            invalid!("server.max_events_per_request must be greater than 0");
         }
         if let Some(index) = self
             .auth
@@ -794,6 +824,21 @@ mod tests {
                 "amqp.confirms_per_channel",
             ),
             ("ENATE_BRIDGE__SPOOL__MAX_BYTES", "0", "spool.max_bytes"),
+            (
+                "ENATE_BRIDGE__SERVER__BODY_TIMEOUT_SECS",
+                "0",
+                "server.body_timeout_secs",
+            ),
+            (
+                "ENATE_BRIDGE__SERVER__MAX_BODY_BUFFER_BYTES",
+                "1000",
+                "server.max_body_buffer_bytes",
+            ),
+            (
+                "ENATE_BRIDGE__SERVER__MAX_EVENTS_PER_REQUEST",
+                "0",
+                "server.max_events_per_request",
+            ),
         ];
         for (key, value, expected) in cases {
             let error = Settings::load_from(

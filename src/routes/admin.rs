@@ -17,6 +17,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         broker.login_refused,
         broker.reconnects,
     );
+    state.metrics.set_ingress_state(
+        state.body_budget.bodies_being_read(),
+        state.body_budget.held_bytes(),
+        state.slots_in_use(),
+    );
     if let Some(spool) = state.delivery.policy().spool() {
         let stats = spool.stats();
         state.metrics.set_spool_state(
@@ -49,6 +54,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Err(reason) => json!({ "status": "unavailable", "reason": reason.to_string() }),
         },
         "spool": spool_json(&state),
+        "ingress": ingress_json(&state),
     });
     let verdict = if state.is_shutting_down() {
         Err("shutting down".to_string())
@@ -67,6 +73,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(body)
         }
     }
+}
+
+/// How saturated the ingress is: bodies arriving, body bytes held against
+/// their budget, admission slots taken. Saturation alone does not make the
+/// bridge unready: a load balancer would then move the same load elsewhere.
+fn ingress_json(state: &AppState) -> Value {
+    json!({
+        "bodies_being_read": state.body_budget.bodies_being_read(),
+        "body_buffer_bytes": state.body_budget.held_bytes(),
+        "max_body_buffer_bytes": state.body_budget.max_bytes(),
+        "slots_in_use": state.slots_in_use(),
+        "max_in_flight": state.max_in_flight,
+    })
 }
 
 /// What the spool holds (what `enate-bridge spool status` shows while the bridge runs).

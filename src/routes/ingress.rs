@@ -1,27 +1,27 @@
 //! `POST /webhooks/{webhook}`: the URL given to Enate as SubscriberURL.
 //!
 //! Order matters: the webhook name, then authenticity (before reading a byte of
-//! the body), then the body within its limit, then parsing, then publishing.
+//! the body, and before anything about load is said), then the body within its
+//! size, deadline and budget (`body`), then an admission slot
+//! (`server.max_in_flight`) for parsing and publishing only. A slow sender thus
+//! holds no slot, and a sender without the secret learns nothing but 401.
 //! A 200 is sent only once every event of the request is safe: confirmed by
 //! RabbitMQ, or fsynced in the spool.
 
-use actix_web::{
-    HttpRequest, HttpResponse, ResponseError,
-    http::header::{CONTENT_LENGTH, CONTENT_TYPE},
-    web,
-};
-use futures::StreamExt;
+use std::collections::HashSet;
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header::CONTENT_TYPE, web};
 use jiff::Timestamp;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::rejection::Rejection;
+use super::{body::read_body, rejection::Rejection};
 use crate::{
     config::InvalidPayloadPolicy,
     delivery::{Outgoing, Safe},
     event::event_id,
     metrics::Outcome,
-    payload::{InvalidPayload, split_body},
+    payload::{InvalidPayload, SplitError, split_body_at_most},
     state::AppState,
     webhook::Webhook,
 };
@@ -79,15 +79,38 @@ pub async fn receive_webhook(
     if let Some(webhook) = webhook {
         state.metrics.observe_request(webhook, elapsed);
     }
-    tracing::info!(
-        webhook = webhook.map_or("unknown", Webhook::enate_name),
-        event_ids = ?event_ids,
-        outcome = outcome.label(),
-        status = response.status().as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "webhook handled"
-    );
+    if !is_refusal(outcome) || state.refusal_log.admit(outcome) {
+        tracing::info!(
+            webhook = webhook.map_or("unknown", Webhook::enate_name),
+            events = event_ids.len(),
+            event_ids = ?&event_ids[..event_ids.len().min(LOGGED_EVENT_IDS)],
+            outcome = outcome.label(),
+            status = response.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "webhook handled"
+        );
+    }
     response
+}
+
+/// Event ids a log line names; `events` gives the count (a request may carry
+/// up to server.max_events_per_request).
+const LOGGED_EVENT_IDS: usize = 3;
+
+/// Refused before anything was accepted: what a flood is made of, logged at a
+/// bounded rate (`refusal_log`). Invalid payloads (422) and unavailability are
+/// about genuine deliveries and keep a line each.
+fn is_refusal(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Unauthorized
+            | Outcome::UnknownWebhook
+            | Outcome::TooLarge
+            | Outcome::TooManyEvents
+            | Outcome::Aborted
+            | Outcome::Timeout
+            | Outcome::Overloaded
+    )
 }
 
 async fn handle(
@@ -97,18 +120,22 @@ async fn handle(
     state: &AppState,
 ) -> Result<Accepted, Rejection> {
     let received = Timestamp::now();
-    // Held until the answer: bounds memory whatever the load or outage length.
-    let Ok(_permit) = state.admission.try_acquire() else {
-        return Err(Rejection::Overloaded);
-    };
     if !state.auth.is_authentic(request.headers()) {
         return Err(Rejection::Unauthorized {
             header: state.auth.header_name().to_string(),
         });
     }
-    let body = read_body(request, payload, state.max_body_bytes).await?;
-    let events = split_body(&body).and_then(|objects| {
-        objects
+    // Its bytes count against the body budget until the answer.
+    let held = read_body(request, payload, state.body_limits, &state.body_budget).await?;
+    // Held until the answer: bounds the parsing and publishing done at once.
+    let Ok(_permit) = state.admission.try_acquire() else {
+        return Err(Rejection::Overloaded);
+    };
+    let body = &held.bytes;
+    let events = match split_body_at_most(body, state.max_events_per_request) {
+        Err(SplitError::TooManyEvents { max }) => return Err(Rejection::TooManyEvents { max }),
+        Err(SplitError::Invalid(invalid)) => Err(invalid),
+        Ok(objects) => objects
             .into_iter()
             .map(|raw| {
                 state
@@ -116,8 +143,8 @@ async fn handle(
                     .build(webhook, raw, received)
                     .map(Outgoing::event)
             })
-            .collect::<Result<Vec<_>, _>>()
-    });
+            .collect::<Result<Vec<_>, _>>(),
+    };
     let (messages, quarantine_reason) = match events {
         Ok(messages) => (messages, None),
         Err(InvalidPayload(reason)) => match state.invalid_payload {
@@ -128,7 +155,7 @@ async fn handle(
                     .get(CONTENT_TYPE)
                     .and_then(|value| value.to_str().ok());
                 let message = Outgoing::quarantined(
-                    event_id(webhook, &body),
+                    event_id(webhook, body),
                     webhook,
                     &reason,
                     body.to_vec(),
@@ -139,13 +166,20 @@ async fn handle(
             }
         },
     };
+    // Identical objects in one request are one event: the same id, published once.
+    let received_count = messages.len();
+    let mut ids = HashSet::with_capacity(received_count);
+    let messages: Vec<Outgoing> = messages
+        .into_iter()
+        .filter(|message| ids.insert(message.id))
+        .collect();
     let event_ids: Vec<Uuid> = messages.iter().map(|message| message.id).collect();
 
     let fresh: Vec<Outgoing> = messages
         .into_iter()
         .filter(|message| !state.dedup.is_duplicate(&message.id))
         .collect();
-    let duplicates = event_ids.len() - fresh.len();
+    let duplicates = received_count - fresh.len();
     state.metrics.duplicates.inc_by(duplicates as u64);
     if fresh.is_empty() {
         return Ok(Accepted::new(
@@ -172,30 +206,4 @@ async fn handle(
         (None, Safe::Published) => Accepted::new("published", Outcome::Published, event_ids, None),
         (None, Safe::Spooled) => Accepted::new("spooled", Outcome::Spooled, event_ids, None),
     })
-}
-
-/// Reads the body, never holding more than `limit` bytes: a declared length over
-/// the limit is refused before reading, a chunked body as soon as it passes it.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::BytesMut, Rejection> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(Rejection::TooLarge { limit });
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| Rejection::Aborted)?;
-        if body.len() + chunk.len() > limit {
-            return Err(Rejection::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -1,10 +1,14 @@
 //! HTTP handlers: `ingress` for Enate, `admin` for operators, `contract` for the
 //! documents of the contract (on the admin listener), and `rejection`, the one
-//! place where a refusal becomes a status code and a JSON body.
+//! place where a refusal becomes a status code and a JSON body. `body` reads a
+//! webhook's body within its size, deadline and the shared byte budget;
+//! `refusal_log` keeps refusals from flooding the log.
 
 pub mod admin;
+pub mod body;
 pub mod contract;
 pub mod ingress;
+pub mod refusal_log;
 pub mod rejection;
 
 use actix_web::{HttpResponse, web};

@@ -25,6 +25,10 @@ pub enum Rejection {
     TooLarge { limit: usize },
     #[error("the body could not be read")]
     Aborted,
+    #[error("the body was not received within {timeout:?}")]
+    BodyTimeout { timeout: std::time::Duration },
+    #[error("more than {max} events in one request")]
+    TooManyEvents { max: usize },
     #[error("invalid payload: {0}")]
     Invalid(String),
     #[error("the event is not safe: {0}")]
@@ -40,10 +44,25 @@ impl Rejection {
             Rejection::Unauthorized { .. } => Outcome::Unauthorized,
             Rejection::TooLarge { .. } => Outcome::TooLarge,
             Rejection::Aborted => Outcome::Aborted,
+            Rejection::BodyTimeout { .. } => Outcome::Timeout,
+            Rejection::TooManyEvents { .. } => Outcome::TooManyEvents,
             Rejection::Invalid(_) => Outcome::Invalid,
             Rejection::Unavailable(_) => Outcome::Unavailable,
             Rejection::Overloaded => Outcome::Overloaded,
         }
+    }
+}
+
+impl Rejection {
+    /// Answered before the body was read to its end.
+    fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            Rejection::TooLarge { .. }
+                | Rejection::BodyTimeout { .. }
+                | Rejection::Aborted
+                | Rejection::Overloaded
+        )
     }
 }
 
@@ -52,8 +71,11 @@ impl ResponseError for Rejection {
         match self {
             Rejection::UnknownWebhook => StatusCode::NOT_FOUND,
             Rejection::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::TooLarge { .. } | Rejection::TooManyEvents { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Rejection::Aborted => StatusCode::BAD_REQUEST,
+            Rejection::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Rejection::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::Unavailable(_) | Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -78,6 +100,14 @@ impl ResponseError for Rejection {
                 "status": "aborted",
                 "reason": "the body could not be read to its end",
             }),
+            Rejection::BodyTimeout { timeout } => json!({
+                "status": "timeout",
+                "reason": format!("the body did not arrive whole within {} seconds", timeout.as_secs()),
+            }),
+            Rejection::TooManyEvents { max } => json!({
+                "status": "too_many_events",
+                "reason": format!("the body holds more than {max} objects; send at most {max} per request"),
+            }),
             Rejection::Invalid(reason) => json!({
                 "status": "invalid",
                 "reason": reason,
@@ -98,6 +128,11 @@ impl ResponseError for Rejection {
         let mut response = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        if self.leaves_body_unread() {
+            // The rest of the body may still be coming (or never come): the
+            // connection is closed after the answer rather than kept waiting on it.
+            response.force_close();
         }
         response.json(body)
     }
