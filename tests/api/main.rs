@@ -7,6 +7,7 @@ mod broker_faults;
 mod confirms;
 mod contract;
 mod helpers;
+mod hostile_payloads;
 mod ingress;
 mod last_event;
 mod publishing;
