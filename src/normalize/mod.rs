@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, value::RawValue};
 
 use crate::{
-    payload::{InvalidPayload, RawObject},
+    payload::{InvalidPayload, RawObject, quoted},
     webhook::fold_ascii,
 };
 use enums::{EnumKind, EnumParse, EnumValue, parse_enum};
@@ -152,25 +152,50 @@ pub struct EventData {
     pub raw: Option<Box<RawValue>>,
 }
 
+/// The `data` name of the field an Enate key sets, if the key is a documented one.
+pub fn data_name(key: &str) -> Option<&'static str> {
+    Field::from_key(key).map(Field::data_name)
+}
+
+/// Warnings about repeated keys, per object: past this, one line counts the rest,
+/// so a body of repeated keys cannot multiply into a far larger event.
+const MAX_REPEAT_WARNINGS: usize = 10;
+
 /// Normalizes one object. Consumes it so unknown keys move into `extra` without a copy.
+///
+/// One rule for a key given more than once, whether repeated exactly or in another
+/// casing, at the top or inside a nested object: the first non-null value is kept,
+/// a warning names the key, and `raw` still holds every value as sent.
 pub fn normalize(
     raw: RawObject<'_>,
     options: &NormalizeOptions,
 ) -> Result<EventData, InvalidPayload> {
     let mut data = EventData::default();
+    let mut repeats = Vec::new();
     // Fields already met, and those met with a value: `Status` and `status` in one
     // object are the same field, and the first non-null one wins.
     let mut seen: Vec<Field> = Vec::new();
     let mut given: Vec<Field> = Vec::new();
-    for (key, value) in raw.object {
+    for (key, value) in raw.entries {
         let Some(field) = Field::from_key(&key) else {
-            data.extra.insert(key, value);
+            match data.extra.get_mut(&key) {
+                Some(kept) => {
+                    repeats.push(format!("extra: key {} given more than once", quoted(&key)));
+                    if kept.is_null() {
+                        *kept = value;
+                    }
+                }
+                None => {
+                    data.extra.insert(key, value);
+                }
+            }
             continue;
         };
         if seen.contains(&field) {
-            data.warnings.push(format!(
-                "{}: given more than once (keys differ only in case), the first value kept",
-                field.data_name()
+            repeats.push(format!(
+                "{}: given more than once (key {})",
+                field.data_name(),
+                quoted(&key)
             ));
             if given.contains(&field) || value.is_null() {
                 continue;
@@ -182,6 +207,24 @@ pub fn normalize(
         if !value.is_null() {
             given.push(field);
         }
+    }
+    repeats.extend(raw.nested_duplicates.iter().map(|repeat| {
+        format!(
+            "extra: key {} given more than once inside {}",
+            quoted(&repeat.key),
+            quoted(&repeat.under)
+        )
+    }));
+    let unsaid = repeats.len().saturating_sub(MAX_REPEAT_WARNINGS);
+    data.warnings.extend(
+        repeats
+            .into_iter()
+            .take(MAX_REPEAT_WARNINGS)
+            .map(|repeat| format!("{repeat}, the first non-null value kept")),
+    );
+    if unsaid > 0 {
+        data.warnings
+            .push(format!("extra: {unsaid} more keys given more than once"));
     }
     if options.include_raw {
         // Embedded verbatim: no second serialization, and byte for byte what Enate sent.
@@ -306,11 +349,13 @@ mod tests {
 
     /// A raw object as `payload::split_body` gives it (its text leaked: tests only).
     fn object(value: Value) -> RawObject<'static> {
-        let text: &'static str = Box::leak(value.to_string().into_boxed_str());
-        RawObject {
-            text,
-            object: serde_json::from_str(text).expect("an object"),
-        }
+        object_from(Box::leak(value.to_string().into_boxed_str()))
+    }
+
+    fn object_from(text: &'static str) -> RawObject<'static> {
+        let mut objects = crate::payload::split_body(text.as_bytes()).expect("an object");
+        assert_eq!(objects.len(), 1);
+        objects.pop().unwrap()
     }
 
     #[test]
@@ -515,8 +560,89 @@ mod tests {
     fn the_first_of_duplicate_keys_wins() {
         let data = normalize(object(json!({"Status": 4, "status": 1})), &options()).unwrap();
         assert_eq!(data.status, Some("resolved"));
-        assert_eq!(data.warnings.len(), 1);
+        assert_eq!(
+            data.warnings,
+            [r#"status: given more than once (key "status"), the first non-null value kept"#]
+        );
         let data = normalize(object(json!({"Status": null, "status": 1})), &options()).unwrap();
         assert_eq!(data.status, Some("to_do"));
+    }
+
+    /// Repeated exactly, in another casing, or inside a nested object: one rule,
+    /// one kind of warning, and `raw` keeps every value.
+    #[test]
+    fn every_repeated_key_follows_one_rule() {
+        let cases: [(&'static str, Value, &[&str]); 5] = [
+            (
+                r#"{"Status": 4, "Status": 1}"#,
+                json!({}),
+                &[r#"status: given more than once (key "Status"), the first non-null value kept"#],
+            ),
+            (
+                r#"{"Status": null, "Status": 1}"#,
+                json!({}),
+                &[r#"status: given more than once (key "Status"), the first non-null value kept"#],
+            ),
+            (
+                r#"{"Region": "EMEA", "Region": "APAC"}"#,
+                json!({"Region": "EMEA"}),
+                &[r#"extra: key "Region" given more than once, the first non-null value kept"#],
+            ),
+            (
+                r#"{"Region": null, "Region": "APAC"}"#,
+                json!({"Region": "APAC"}),
+                &[r#"extra: key "Region" given more than once, the first non-null value kept"#],
+            ),
+            (
+                r#"{"Meta": {"k": 1, "k": 2}}"#,
+                json!({"Meta": {"k": 1}}),
+                &[
+                    r#"extra: key "k" given more than once inside "Meta", the first non-null value kept"#,
+                ],
+            ),
+        ];
+        for (text, extra, warnings) in cases {
+            let data = normalize(object_from(text), &options()).unwrap();
+            assert_eq!(Value::Object(data.extra), extra, "{text}");
+            assert_eq!(data.warnings, warnings, "{text}");
+            assert_eq!(data.raw.unwrap().get(), text);
+        }
+        let data = normalize(object_from(r#"{"Status": 4, "Status": 1}"#), &options()).unwrap();
+        assert_eq!(data.status, Some("resolved"));
+    }
+
+    #[test]
+    fn warnings_about_repeated_keys_are_bounded() {
+        let text = format!(
+            "{{{}}}",
+            (0..50).map(|_| r#""k": 1"#).collect::<Vec<_>>().join(",")
+        );
+        let data = normalize(object_from(Box::leak(text.into_boxed_str())), &options()).unwrap();
+        assert_eq!(data.warnings.len(), MAX_REPEAT_WARNINGS + 1);
+        assert_eq!(
+            data.warnings.last().unwrap(),
+            "extra: 39 more keys given more than once"
+        );
+    }
+
+    #[test]
+    fn out_of_range_numbers_say_so_and_name_the_field() {
+        for (text, reason) in [
+            (
+                r#"{"Status": 123456789012345678901234567890}"#,
+                "status: a number out of range is not a valid status",
+            ),
+            (
+                r#"{"ProcessType": 18446744073709551616}"#,
+                "process_type: a number out of range is not a valid process_type",
+            ),
+            (
+                r#"{"AttachmentCount": -1e300}"#,
+                "attachment_count: a number out of range is not a valid attachment_count",
+            ),
+        ] {
+            let InvalidPayload(found) = normalize(object_from(text), &options()).unwrap_err();
+            assert_eq!(found, reason, "{text}");
+        }
     }
 }

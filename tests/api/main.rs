@@ -8,6 +8,7 @@ mod confirms;
 mod contract;
 mod helpers;
 mod hostile;
+mod hostile_payloads;
 mod ingress;
 mod last_event;
 mod publishing;
