@@ -13,9 +13,11 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::{Map, Number, Value, value::RawValue};
 use std::fmt;
 
-/// How deeply objects and arrays may nest (the body's own object or array is the
-/// first level): serde_json's recursion limit of 128, which bounds the parser's
-/// stack use, refuses the 128th.
+/// How deeply objects and arrays may nest, counted from the event's own object
+/// (the first level; in an array body, each item's object): serde_json's
+/// recursion limit of 128, which bounds the parser's stack use, refuses the 128th.
+/// An array body's items are read as raw text first, so the array itself does
+/// not count.
 pub const MAX_NESTING: usize = 127;
 
 /// The payload cannot become an event: not JSON, not an object or array of
@@ -33,8 +35,15 @@ pub struct RawObject<'a> {
     pub entries: Vec<(String, Value)>,
     /// Keys given more than once inside a nested object, each with the top-level
     /// key it is under (the nested object keeps the first non-null value).
+    /// At most [`NESTED_DUPLICATES_LISTED`] of them; the rest are counted in
+    /// `nested_duplicates_unlisted`.
     pub nested_duplicates: Vec<NestedDuplicate>,
+    pub nested_duplicates_unlisted: usize,
 }
+
+/// Nested repeats listed per object. The rest are only counted: a 1 MiB body of
+/// 100,000 repeated keys under one long key must not become 100,000 copies of it.
+pub const NESTED_DUPLICATES_LISTED: usize = 16;
 
 /// A key repeated inside the value of the top-level key `under`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +179,7 @@ fn parse_object(text: &str) -> Result<RawObject<'_>, InvalidPayload> {
             text,
             entries,
             nested_duplicates: parsing.nested_duplicates,
+            nested_duplicates_unlisted: parsing.nested_duplicates_unlisted,
         }),
         Err(e) => Err(explain(e, parsing.current_key.as_deref())),
     }
@@ -224,6 +234,7 @@ struct Parsing {
     /// The top-level key whose value is being parsed: names the field when it fails.
     current_key: Option<String>,
     nested_duplicates: Vec<NestedDuplicate>,
+    nested_duplicates_unlisted: usize,
 }
 
 /// The top-level object, as a list of entries (a repeated key kept each time).
@@ -243,14 +254,19 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         while let Some(key) = map.next_key::<String>()? {
             // Held in `parsing` while the value is read, so a failure can name it.
             self.parsing.current_key = Some(key);
-            let mut nested = Vec::new();
+            let mut nested = Repeats {
+                keys: Vec::new(),
+                room: NESTED_DUPLICATES_LISTED.saturating_sub(self.parsing.nested_duplicates.len()),
+                unlisted: 0,
+            };
             let value = map.next_value_seed(ValueSeed {
                 duplicates: &mut nested,
             })?;
             let key = self.parsing.current_key.take().unwrap_or_default();
+            self.parsing.nested_duplicates_unlisted += nested.unlisted;
             self.parsing
                 .nested_duplicates
-                .extend(nested.into_iter().map(|nested_key| NestedDuplicate {
+                .extend(nested.keys.into_iter().map(|nested_key| NestedDuplicate {
                     under: key.clone(),
                     key: nested_key,
                 }));
@@ -263,7 +279,14 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
 /// Any JSON value, as serde_json's own `Value` reads it, except that a key
 /// repeated in an object keeps its first non-null value and is recorded.
 struct ValueSeed<'d> {
-    duplicates: &'d mut Vec<String>,
+    duplicates: &'d mut Repeats,
+}
+
+/// Keys repeated inside one top-level value: the first `room` kept, the rest counted.
+struct Repeats {
+    keys: Vec<String>,
+    room: usize,
+    unlisted: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -330,7 +353,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     if kept.is_null() {
                         *kept = value;
                     }
-                    self.duplicates.push(key);
+                    if self.duplicates.keys.len() < self.duplicates.room {
+                        self.duplicates.keys.push(key);
+                    } else {
+                        self.duplicates.unlisted += 1;
+                    }
                 }
                 None => {
                     object.insert(key, value);
@@ -506,5 +533,19 @@ mod tests {
         assert_eq!(quoted("a\"b\n"), r#""a\"b\n""#);
         let long = quoted(&"é".repeat(100));
         assert_eq!(long, format!("\"{}…\"", "é".repeat(32)));
+    }
+
+    #[test]
+    fn nested_repeats_past_the_list_are_counted_not_copied() {
+        let long_key = "k".repeat(1024);
+        let repeats = vec![r#""x":0"#; 1000].join(",");
+        let body = format!(r#"{{"{long_key}": {{{repeats}}}}}"#);
+        let objects = split_body(body.as_bytes()).unwrap();
+        let object = &objects[0];
+        assert_eq!(object.nested_duplicates.len(), NESTED_DUPLICATES_LISTED);
+        assert_eq!(
+            object.nested_duplicates_unlisted,
+            999 - NESTED_DUPLICATES_LISTED
+        );
     }
 }

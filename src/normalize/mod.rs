@@ -215,7 +215,7 @@ pub fn normalize(
             quoted(&repeat.under)
         )
     }));
-    let unsaid = repeats.len().saturating_sub(MAX_REPEAT_WARNINGS);
+    let unsaid = repeats.len().saturating_sub(MAX_REPEAT_WARNINGS) + raw.nested_duplicates_unlisted;
     data.warnings.extend(
         repeats
             .into_iter()
