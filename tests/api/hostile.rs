@@ -148,13 +148,7 @@ async fn a_sender_without_the_secret_gets_401_while_every_slot_is_taken() {
     })
     .await;
     // The one slot is held by a request whose confirm is held back.
-    proxy.black_hole();
-    let held = app.post_in_background("PacketUpdated", "{}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while readyz_ingress(&app).await["slots_in_use"] != 1 {
-        assert!(Instant::now() < deadline, "{}", readyz_ingress(&app).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let held = app.hold_a_slot(&proxy).await;
 
     let response = app
         .client

@@ -226,9 +226,7 @@ async fn requests_over_max_in_flight_get_503_overloaded_at_once() {
     })
     .await;
     // Hold the one request in flight by holding back its confirm.
-    proxy.black_hole();
-    let held = app.post_in_background("PacketUpdated", "{}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = app.hold_a_slot(&proxy).await;
 
     let started = Instant::now();
     let response = post_reference(&app, 1).await;

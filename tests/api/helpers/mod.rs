@@ -175,6 +175,27 @@ impl TestApp {
     }
 
     /// POSTs in a task of its own, for a request that must stay in flight.
+    /// Black-holes `proxy` (the bridge's way to RabbitMQ), sends a webhook whose
+    /// confirm is thus held back, and returns once that request holds an
+    /// admission slot (/readyz `ingress.slots_in_use`); `proxy.restore()` lets
+    /// it finish.
+    pub async fn hold_a_slot(&self, proxy: &FaultProxy) -> JoinHandle<reqwest::Response> {
+        proxy.black_hole();
+        let held = self.post_in_background("PacketUpdated", "{}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let readyz: Value = self.get_admin("/readyz").await.json().await.unwrap();
+            if readyz["ingress"]["slots_in_use"] == 1 {
+                return held;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request held a slot within 10 s: {readyz}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn post_in_background(&self, webhook: &str, body: &str) -> JoinHandle<reqwest::Response> {
         let request = self
             .client
