@@ -9,6 +9,7 @@
 //!   status codes;
 //! - `webhook`: the six Enate webhook names; `auth`: the secret header check;
 //! - `payload`: the body split into objects; `normalize`: one object into clean data;
+//!   `enate_fields`: the documented fields' keys and names, which both use;
 //!   `event`: the CloudEvents envelope, event id and routing values; `routing`: the
 //!   routing-key template;
 //! - `dedup`: duplicates answered without publishing; `delivery`: the message as
@@ -29,6 +30,7 @@ pub mod config;
 pub mod dedup;
 pub mod delivery;
 pub mod enate_api;
+pub mod enate_fields;
 pub mod event;
 pub mod metrics;
 pub mod normalize;

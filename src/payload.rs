@@ -197,7 +197,7 @@ fn explain(error: serde_json::Error, under_key: Option<&str>) -> InvalidPayload 
     }
     if message.starts_with("number out of range") {
         return InvalidPayload(match under_key {
-            Some(key) => match crate::normalize::data_name(key) {
+            Some(key) => match crate::enate_fields::data_name(key) {
                 Some(name) => format!("{name}: a number out of range is not a valid {name}"),
                 None => format!(
                     "extra: the value of {} has a number out of range",
