@@ -523,26 +523,12 @@ async fn slow_bodies(run: Arc<Run>) -> Value {
             }
         });
     }
-    // Legitimate traffic starts once the slow senders are all in (or 20 s on).
-    while opened.load(Ordering::Relaxed) < connections && started.elapsed().as_secs() < 20 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let in_at_start = opened.load(Ordering::Relaxed);
-    let legit = legit_traffic(
-        run.clone(),
-        20.0,
-        Instant::now() + Duration::from_secs(hold),
-    )
-    .await;
-    let _ = stop_tx.send(true);
-    let mut outcomes = Outcomes::default();
-    let mut answered_after = Vec::new();
-    while let Some(Ok((outcome, after))) = slow.join_next().await {
-        outcomes.add(&outcome);
-        answered_after.extend(after.map(|d| d.as_secs_f64()));
-    }
-    answered_after.sort_by(f64::total_cmp);
-    let median_end = answered_after.get(answered_after.len() / 2).copied();
+    let Held {
+        open_at_start: in_at_start,
+        legit,
+        outcomes,
+        median_end_s: median_end,
+    } = hold_while_legit(&run, slow, &opened, connections, started, hold, stop_tx).await;
     json!({
         "statuses": format!("slow: {}; {}", outcomes.text(), legit.outcomes.text()),
         "key": format!("legit 503: {}, p50 {} ms, p99 {} ms", legit.outcomes.0.get("503").copied().unwrap_or(0), legit.ms(0.5), legit.ms(0.99)),
@@ -738,6 +724,7 @@ async fn idle_keepalive(run: Arc<Run>) -> Value {
     let (stop_tx, stop_rx) = watch::channel(false);
     let opened = Arc::new(AtomicUsize::new(0));
     let first = Arc::new(Mutex::new(Outcomes::default()));
+    let started = Instant::now();
     let mut idle = JoinSet::new();
     for _ in 0..connections {
         let (run, opened, first, mut stop) =
@@ -766,25 +753,12 @@ async fn idle_keepalive(run: Arc<Run>) -> Value {
             }
         });
     }
-    let started = Instant::now();
-    while opened.load(Ordering::Relaxed) < connections && started.elapsed().as_secs() < 20 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let legit = legit_traffic(
-        run.clone(),
-        20.0,
-        Instant::now() + Duration::from_secs(hold),
-    )
-    .await;
-    let _ = stop_tx.send(true);
-    let mut outcomes = Outcomes::default();
-    let mut closed_after = Vec::new();
-    while let Some(Ok((outcome, after))) = idle.join_next().await {
-        outcomes.add(&outcome);
-        closed_after.extend(after.map(|d| d.as_secs_f64()));
-    }
-    closed_after.sort_by(f64::total_cmp);
-    let median = closed_after.get(closed_after.len() / 2).copied();
+    let Held {
+        legit,
+        outcomes,
+        median_end_s: median,
+        ..
+    } = hold_while_legit(&run, idle, &opened, connections, started, hold, stop_tx).await;
     let first = first.lock().unwrap();
     json!({
         "statuses": format!("first {}; then {}; {}", first.text(), outcomes.text(), legit.outcomes.text()),
@@ -795,6 +769,53 @@ async fn idle_keepalive(run: Arc<Run>) -> Value {
         "legit_statuses": legit.outcomes.json(),
         "legit_p99_ms": legit.ms(0.99),
     })
+}
+
+/// How held connections ended, and the legitimate traffic sent while they were held.
+struct Held {
+    open_at_start: usize,
+    legit: Legit,
+    outcomes: Outcomes,
+    /// The median time from a connection's start to its end, of those that ended.
+    median_end_s: Option<f64>,
+}
+
+/// Waits until the `connections` held by `tasks` are open (20 s after `started`
+/// at most), sends legitimate webhooks for `hold` seconds, then stops the held
+/// connections and gathers how each ended.
+async fn hold_while_legit(
+    run: &Arc<Run>,
+    mut tasks: JoinSet<(String, Option<Duration>)>,
+    opened: &AtomicUsize,
+    connections: usize,
+    started: Instant,
+    hold: u64,
+    stop: watch::Sender<bool>,
+) -> Held {
+    while opened.load(Ordering::Relaxed) < connections && started.elapsed().as_secs() < 20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open_at_start = opened.load(Ordering::Relaxed);
+    let legit = legit_traffic(
+        run.clone(),
+        20.0,
+        Instant::now() + Duration::from_secs(hold),
+    )
+    .await;
+    let _ = stop.send(true);
+    let mut outcomes = Outcomes::default();
+    let mut ended_after = Vec::new();
+    while let Some(Ok((outcome, after))) = tasks.join_next().await {
+        outcomes.add(&outcome);
+        ended_after.extend(after.map(|d| d.as_secs_f64()));
+    }
+    ended_after.sort_by(f64::total_cmp);
+    Held {
+        open_at_start,
+        legit,
+        outcomes,
+        median_end_s: ended_after.get(ended_after.len() / 2).copied(),
+    }
 }
 
 fn log_size(run: &Run) -> u64 {
