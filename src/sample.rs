@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{config::Settings, webhook::Webhook};
+use crate::{config::Settings, telemetry::error_chain, webhook::Webhook};
 
 /// For clap: a webhook name in any casing or in snake_case, as the ingress path takes it.
 pub fn parse_webhook(name: &str) -> Result<Webhook, String> {
@@ -63,7 +63,10 @@ async fn send(settings: &Settings, webhook: Webhook, url: &str, count: usize) ->
     {
         Ok(client) => client,
         Err(error) => {
-            eprintln!("send-sample: cannot build an HTTP client: {error}");
+            eprintln!(
+                "send-sample: cannot build an HTTP client: {}",
+                error_chain(&error)
+            );
             return false;
         }
     };
@@ -90,7 +93,7 @@ async fn send(settings: &Settings, webhook: Webhook, url: &str, count: usize) ->
             }
             Err(error) => {
                 // The same for every request that would follow: stop here.
-                eprintln!("send-sample: {url} did not answer: {error}");
+                eprintln!("send-sample: {url} did not answer: {}", error_chain(&error));
                 return false;
             }
         }

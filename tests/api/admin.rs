@@ -132,3 +132,40 @@ async fn the_healthcheck_command_follows_readyz() {
     app.stop().await.unwrap();
     assert_eq!(healthcheck(readyz).await, Some(1));
 }
+
+/// The image's HEALTHCHECK runs where there may be no CA certificates at all,
+/// and a probe of a dead port must say why it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_needs_no_trust_store_and_names_the_cause() {
+    let app = spawn_app().await;
+    let healthcheck = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_enate-bridge"))
+            .args(["healthcheck", "--url", &url])
+            .env("ENATE_BRIDGE__AUTH__ALLOW_UNAUTHENTICATED", "true")
+            // What a distroless image without ca-certificates looks like to
+            // the platform verifier: no system trust store anywhere.
+            .env("SSL_CERT_FILE", "/nonexistent/ca-certificates.crt")
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .output()
+            .await
+            .unwrap()
+    };
+    let ready = healthcheck(format!("{}/readyz", app.admin_address)).await;
+    assert_eq!(
+        ready.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    // A port nothing listens on: bound, then dropped.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let dead = healthcheck(format!("http://127.0.0.1:{port}/readyz")).await;
+    assert_eq!(dead.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&dead.stderr);
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "the cause is named: {stderr}"
+    );
+}
