@@ -32,13 +32,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && install -d -m 0750 /out/var/lib/enate-bridge/spool
 
 # ---------------------------------------------------------------------------
-# Builder for the example consumer (examples/worker.rs).
+# Builder for the example consumer (worker/, a package of its own: it compiles
+# only its own dependencies, most of them already in the cache from the bridge).
 FROM build AS build-worker
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --example worker \
- && install -D -m 0755 target/release/examples/worker /out-worker/usr/local/bin/worker
+    cargo build --release --locked -p enate-bridge-worker \
+ && install -D -m 0755 target/release/worker /out-worker/usr/local/bin/worker
 
 # ---------------------------------------------------------------------------
 # Example consumer: reads AMQP_URL and QUEUE (default enate.tickets.resolved).

@@ -1,4 +1,4 @@
-//! The example consumer (examples/worker.rs) against the bridge: it prints each
+//! The example consumer (worker/, a package of its own) against the bridge: it prints each
 //! event once, drops a duplicate, rejects a poison message and stops on SIGTERM.
 
 use std::{
@@ -20,28 +20,29 @@ use tokio::{
 
 use crate::helpers::{FaultProxy, TestApp, amqp_url, delete_exchanges_and_queues, spawn_app};
 
-/// The worker example's binary. `cargo test` builds the examples before it runs the
-/// tests (into target/debug/examples/, beside this test's deps/ folder); when the
-/// tests were built without them (`cargo test --test api`), or the binary is older
-/// than its source, it is built here.
+/// The example worker's binary (target/<profile>/worker, beside this test's deps/
+/// folder). `cargo test` at the root builds it with the workspace; when the tests
+/// were built without it (`cargo test --test api`), or the binary is older than
+/// its source, it is built here.
 fn worker_binary() -> PathBuf {
     let test_exe = std::env::current_exe().expect("the test knows its own path");
     let profile_dir = test_exe
         .parent()
         .and_then(Path::parent)
         .expect("the test runs from target/<profile>/deps/");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("worker{}", std::env::consts::EXE_SUFFIX));
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/worker.rs");
+    let binary = profile_dir.join(format!("worker{}", std::env::consts::EXE_SUFFIX));
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("worker/src/main.rs");
     let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
     if modified(&binary).is_none() || modified(&binary) < modified(&source) {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "worker"])
+            .args(["build", "--quiet", "-p", "enate-bridge-worker"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "`cargo build --example worker` failed");
+        assert!(
+            status.success(),
+            "`cargo build -p enate-bridge-worker` failed"
+        );
     }
     binary
 }

@@ -2,9 +2,9 @@
 //!
 //! ```sh
 //! # consume a queue that exists (docker compose declares enate.tickets.resolved)
-//! QUEUE=enate.tickets.resolved cargo run --release --example worker
+//! QUEUE=enate.tickets.resolved cargo run --release -p enate-bridge-worker
 //! # or declare the queue and bind it to the `enate` exchange first (a bare RabbitMQ)
-//! QUEUE=my.resolved.tickets BIND='*.ticket.resolved' cargo run --release --example worker
+//! QUEUE=my.resolved.tickets BIND='*.ticket.resolved' cargo run --release -p enate-bridge-worker
 //! ```
 //!
 //! Environment: `AMQP_URL` (default the local broker as guest), `QUEUE`, `BIND`
@@ -399,8 +399,8 @@ mod tests {
 
     use super::*;
 
-    const SCHEMA: &str = include_str!("../schemas/event.schema.json");
-    const ASYNCAPI: &str = include_str!("../schemas/asyncapi.json");
+    const SCHEMA: &str = include_str!("../../schemas/event.schema.json");
+    const ASYNCAPI: &str = include_str!("../../schemas/asyncapi.json");
 
     /// Every event example of the AsyncAPI document.
     fn examples() -> Vec<Value> {
