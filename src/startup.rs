@@ -18,9 +18,11 @@ use crate::{
     event::EventBuilder,
     metrics::Metrics,
     normalize::NormalizeOptions,
-    routes::{self, refusal_log},
+    routes::{
+        self, refusal_log,
+        state::{AppState, Limits},
+    },
     spool::Spool,
-    state::{AppState, Limits},
 };
 
 pub struct Application {

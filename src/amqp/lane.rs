@@ -43,7 +43,7 @@ use lapin::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::publish::{Message, PublishError};
+use super::message::{Message, PublishError};
 
 /// What a requester learns about its message.
 pub type Verdict = Result<Duration, PublishError>;

@@ -11,17 +11,13 @@ use std::{
 
 use tokio::sync::Semaphore;
 
+use super::{
+    body::{BodyBudget, BodyLimits},
+    refusal_log::RefusalLog,
+};
 use crate::{
-    auth::Authenticator,
-    config::InvalidPayloadPolicy,
-    dedup::Dedup,
-    delivery::Delivery,
-    event::EventBuilder,
-    metrics::Metrics,
-    routes::{
-        body::{BodyBudget, BodyLimits},
-        refusal_log::RefusalLog,
-    },
+    auth::Authenticator, config::InvalidPayloadPolicy, dedup::Dedup, delivery::Delivery,
+    event::EventBuilder, metrics::Metrics,
 };
 
 pub struct AppState {
