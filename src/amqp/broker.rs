@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::watch;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     connection::Link,
@@ -34,7 +34,8 @@ pub struct Broker {
 
 struct Inner {
     link: Arc<Link>,
-    stop: watch::Sender<bool>,
+    /// Stops the supervisor, which then closes the connection.
+    stop: CancellationToken,
     /// The supervisor task; `close` waits for it, since it closes the connection.
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -55,11 +56,24 @@ impl Broker {
     /// spools, and /readyz says why, until it is back). A topology conflict
     /// does, and so does a login RabbitMQ refuses: only an operator can fix
     /// those, and a bridge that spooled around them would look healthy.
+    ///
+    /// This broker stops only when closed; its tasks are tracked on their own
+    /// (for a broker used alone, as the tests do).
     pub async fn start(settings: BrokerSettings) -> Result<Self, StartError> {
-        let (stop, stopped) = watch::channel(false);
-        let link = Arc::new(Link::new(settings));
+        Self::start_tracked(settings, &TaskTracker::new(), CancellationToken::new()).await
+    }
+
+    /// `start`, with its supervisor and lanes on the application's `tasks`,
+    /// and stopped (the connection closed) when `stop` is cancelled or the
+    /// broker closed.
+    pub async fn start_tracked(
+        settings: BrokerSettings,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let link = Arc::new(Link::new(settings, tasks.clone()));
         let first = link.connect_first().await?;
-        let supervisor = tokio::spawn(link.clone().supervise(first, stopped));
+        let supervisor = tasks.spawn(link.clone().supervise(first, stop.clone()));
         Ok(Broker {
             inner: Arc::new(Inner {
                 link,
@@ -120,7 +134,7 @@ impl Broker {
     /// Stops reconnecting and closes the connection cleanly. Call it after the
     /// last request has finished, so no confirm is cut off.
     pub async fn close(&self) {
-        self.inner.stop.send_replace(true);
+        self.inner.stop.cancel();
         let supervisor = self
             .inner
             .supervisor

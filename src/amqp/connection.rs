@@ -23,7 +23,7 @@ use std::{
 use futures::StreamExt;
 use lapin::{Connection, ConnectionProperties, ErrorKind, Event, uri::AMQPUri};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::watch;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     confirm_watch::ConfirmWatch,
@@ -49,6 +49,8 @@ pub(super) struct Link {
     next_url: AtomicUsize,
     /// Whether RabbitMQ confirms what it takes (see `ConfirmWatch`).
     confirms: Arc<ConfirmWatch>,
+    /// Where each session's lanes run.
+    tasks: TaskTracker,
 }
 
 /// How a connection attempt failed.
@@ -70,7 +72,7 @@ const CONNECT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Link {
-    pub(super) fn new(settings: BrokerSettings) -> Self {
+    pub(super) fn new(settings: BrokerSettings, tasks: TaskTracker) -> Self {
         let first_url = fastrand::usize(..settings.urls.len().max(1));
         Self {
             settings,
@@ -79,6 +81,7 @@ impl Link {
             reconnects: AtomicU64::new(0),
             next_url: AtomicUsize::new(first_url),
             confirms: Arc::default(),
+            tasks,
         }
     }
 
@@ -131,12 +134,12 @@ impl Link {
         Ok(first)
     }
 
-    /// Keeps the connection up until `stop` turns true, starting from the
+    /// Keeps the connection up until `stop` is cancelled, starting from the
     /// session `connect_first` made (if any); then closes it cleanly.
     pub(super) async fn supervise(
         self: Arc<Self>,
         mut next: Option<Arc<Session>>,
-        mut stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) {
         let mut backoff = BACKOFF_START;
         // A login refusal is logged once per change, not once per attempt.
@@ -147,7 +150,7 @@ impl Link {
                 self.install(Some(session.clone()));
                 backoff = BACKOFF_START;
                 last_logged = None;
-                let lost = self.watch(&session, &mut stop).await;
+                let lost = self.watch(&session, &stop).await;
                 self.install(None);
                 match lost {
                     None => return self.close_session(&session).await,
@@ -157,14 +160,14 @@ impl Link {
                     }
                 }
             }
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return;
             }
             // A shutdown does not wait for an attempt in progress (a silent
             // broker could hold it for the whole connect timeout, per URL).
             let attempt = tokio::select! {
                 attempt = self.connect_any() => attempt,
-                _ = stop.wait_for(|stop| *stop) => return,
+                () = stop.cancelled() => return,
             };
             match attempt {
                 Ok(session) => {
@@ -178,8 +181,8 @@ impl Link {
             let pause = jitter(backoff);
             backoff = (backoff * 2).min(BACKOFF_CAP);
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep(pause) => {}
+                () = stop.cancelled() => return,
             }
         }
     }
@@ -229,7 +232,7 @@ impl Link {
     }
 
     /// Waits until the session is lost (returns why) or the bridge stops (`None`).
-    async fn watch(&self, session: &Session, stop: &mut watch::Receiver<bool>) -> Option<String> {
+    async fn watch(&self, session: &Session, stop: &CancellationToken) -> Option<String> {
         let mut events = session.connection.events_listener();
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         loop {
@@ -258,7 +261,7 @@ impl Link {
                         return Some("the connection is no longer open".into());
                     }
                 }
-                _ = stop.wait_for(|stop| *stop) => return None,
+                () = stop.cancelled() => return None,
             }
         }
     }
@@ -327,6 +330,7 @@ impl Link {
                 connection,
                 settings.channels,
                 settings.confirms_per_channel,
+                &self.tasks,
             ))
         };
         let connect_timeout = settings.timeout.max(CONNECT_TIMEOUT_MIN);

@@ -8,6 +8,7 @@ use std::sync::{
 };
 
 use lapin::Connection;
+use tokio_util::task::TaskTracker;
 
 use super::lane::LaneHandle;
 
@@ -22,15 +23,21 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// Starts the lanes; each opens its channel with its first message.
-    pub(super) fn start(connection: Connection, lanes: usize, window: usize) -> Self {
+    /// Starts the lanes, tracked by `tasks`; each opens its channel with its
+    /// first message.
+    pub(super) fn start(
+        connection: Connection,
+        lanes: usize,
+        window: usize,
+        tasks: &TaskTracker,
+    ) -> Self {
         let connection = Arc::new(connection);
         Self {
             lanes: (0..lanes)
-                .map(|_| LaneHandle::start(connection.clone(), window))
+                .map(|_| LaneHandle::start(connection.clone(), window, tasks))
                 .collect(),
             next_lane: AtomicUsize::new(0),
-            ordered: LaneHandle::start(connection.clone(), window),
+            ordered: LaneHandle::start(connection.clone(), window, tasks),
             connection,
         }
     }
