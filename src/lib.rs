@@ -17,7 +17,9 @@
 //!   forwarder; `amqp`: the connection, its lanes (channels that send in order
 //!   with many confirms in flight), topology and publishing; `spool`: durable
 //!   storage of opaque records, for what RabbitMQ cannot take now;
-//! - `config`, `telemetry`, `metrics`, `state`, `startup`, `cli`: running it;
+//! - `config`, `telemetry`, `metrics`, `startup`, `cli`: running it (`redact`:
+//!   URLs without their passwords, for the configuration and `amqp`;
+//!   `shutdown`: the one way every background task is stopped and awaited);
 //!   `sample`: `send-sample`, realistic webhooks to try a running bridge with;
 //!   `subscriptions`: the bridge's webhook subscriptions in Enate, as code, over
 //!   `enate_api` (Enate's subscription paths, field names and codes, in one file
@@ -35,12 +37,13 @@ pub mod event;
 pub mod metrics;
 pub mod normalize;
 pub mod payload;
+pub mod redact;
 pub mod routes;
 pub mod routing;
 pub mod sample;
+pub mod shutdown;
 pub mod spool;
 pub mod startup;
-pub mod state;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod webhook;

@@ -7,7 +7,8 @@ use std::{future::Future, net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, web};
 use anyhow::Context;
 
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::task::JoinHandle;
+use tokio_util::{sync::DropGuard, task::TaskTracker};
 
 use crate::{
     amqp::{Broker, BrokerSettings, Topology},
@@ -18,9 +19,12 @@ use crate::{
     event::EventBuilder,
     metrics::Metrics,
     normalize::NormalizeOptions,
-    routes::{self, refusal_log},
+    routes::{
+        self, refusal_log,
+        state::{AppState, Limits},
+    },
+    shutdown::Shutdown,
     spool::Spool,
-    state::{AppState, Limits},
 };
 
 pub struct Application {
@@ -29,8 +33,12 @@ pub struct Application {
     ingress: Server,
     admin: Server,
     state: web::Data<AppState>,
-    stop_forwarder: watch::Sender<bool>,
     forwarder: Option<JoinHandle<()>>,
+    shutdown: Shutdown,
+    /// Bounds the wait for requests in flight, and then for the background tasks.
+    shutdown_timeout: Duration,
+    /// An application dropped without being run stops its background tasks too.
+    _stop_on_drop: DropGuard,
 }
 
 impl Application {
@@ -39,6 +47,9 @@ impl Application {
     /// spool that cannot be opened, a topology conflict or a port that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.require_secrets()?;
+        let shutdown = Shutdown::new();
+        // From here on, a failed build stops what it has started.
+        let stop_on_drop = shutdown.everything.clone().drop_guard();
         let metrics = Arc::new(Metrics::new());
         // The spool first: it is local and can fail for good (a bad spool.dir), and
         // then nothing should have started yet.
@@ -48,7 +59,13 @@ impl Application {
             SpoolMode::OnFailure => SpoolPolicy::OnFailure(open_spool()?),
             SpoolMode::Always => SpoolPolicy::Always(open_spool()?),
         };
-        let broker = match Broker::start(broker_settings(&settings)).await {
+        let started = Broker::start_tracked(
+            broker_settings(&settings),
+            &shutdown.tasks,
+            shutdown.broker.clone(),
+        )
+        .await;
+        let broker = match started {
             Ok(broker) => broker,
             Err(error) => {
                 // Closed, not dropped: the file is then left clean for the next run.
@@ -58,89 +75,29 @@ impl Application {
                 return Err(error).context("cannot start on RabbitMQ");
             }
         };
-
-        let auth = Authenticator::new(settings.auth.header.name().clone(), &settings.auth.secrets);
-        if settings.auth.secrets.is_empty() {
-            tracing::warn!(
-                "auth.allow_unauthenticated is set: every webhook is accepted without checking"
-            );
-        }
-        let events = EventBuilder {
-            source: settings.events.source.clone(),
-            normalize: NormalizeOptions {
-                naive_time_zone: settings.events.naive_time_zone.zone().clone(),
-                include_raw: settings.events.include_raw,
-            },
-            routing_key: settings.amqp.routing_key.clone(),
-        };
         let destinations = Destinations {
             exchange: settings.amqp.exchange.clone(),
             quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
         };
         let delivery = Delivery::new(broker, destinations, policy, metrics.clone());
-        let (stop_forwarder, stop) = watch::channel(false);
-        let forwarder = delivery.start_forwarder(stop);
-        let state = web::Data::new(AppState::new(
-            auth,
-            events,
-            delivery,
-            Dedup::new(
-                Duration::from_secs(settings.dedup.window_secs),
-                DEFAULT_CAPACITY,
-            ),
-            metrics,
-            Limits {
-                max_body_bytes: settings.server.max_body_bytes,
-                body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
-                max_body_buffer_bytes: settings.server.max_body_buffer_bytes,
-                max_events_per_request: settings.server.max_events_per_request,
-                max_in_flight: settings.max_in_flight(),
-                invalid_payload: settings.ingress.invalid_payload,
-            },
+        let forwarder = delivery.start_forwarder(&shutdown.tasks, shutdown.forwarder.clone());
+        let state = web::Data::new(app_state(&settings, delivery, metrics, &shutdown));
+        shutdown.tasks.spawn(write_refusal_summaries(
+            state.clone(),
+            shutdown.everything.clone(),
         ));
-
-        tokio::spawn(write_refusal_summaries(Arc::downgrade(
-            &state.clone().into_inner(),
-        )));
-
-        let shutdown_timeout = settings.server.shutdown_timeout_secs;
-        let ingress_listener = bind(&settings.server.bind, "server.bind")?;
-        let ingress_port = ingress_listener.local_addr()?.port();
-        let ingress_state = state.clone();
-        let mut ingress = HttpServer::new(move || {
-            App::new()
-                .app_data(ingress_state.clone())
-                .configure(routes::ingress)
-        })
-        .disable_signals()
-        .shutdown_timeout(shutdown_timeout);
-        if settings.server.workers > 0 {
-            ingress = ingress.workers(settings.server.workers);
-        }
-        let ingress = ingress.listen(ingress_listener)?.run();
-
-        let admin_listener = bind(&settings.admin.bind, "admin.bind")?;
-        let admin_port = admin_listener.local_addr()?.port();
-        let admin_state = state.clone();
-        let admin = HttpServer::new(move || {
-            App::new()
-                .app_data(admin_state.clone())
-                .configure(routes::admin)
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(admin_listener)?
-        .run();
-
+        let (ingress, ingress_port) = serve_ingress(&settings, &state)?;
+        let (admin, admin_port) = serve_admin(&settings, &state)?;
         Ok(Self {
             ingress_port,
             admin_port,
             ingress,
             admin,
             state,
-            stop_forwarder,
             forwarder,
+            _stop_on_drop: stop_on_drop,
+            shutdown,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
 
@@ -152,25 +109,33 @@ impl Application {
         self.admin_port
     }
 
+    /// Every background task of this application. Once `run_until_stopped`
+    /// has returned after a shutdown, it is closed and empty: no task outlives
+    /// the application (the API tests check it).
+    pub fn tasks(&self) -> TaskTracker {
+        self.shutdown.tasks.clone()
+    }
+
     /// Serves until `shutdown` resolves, then: /readyz turns 503, the ingress
     /// stops accepting, requests in flight finish (confirmed or spooled, within
     /// server.shutdown_timeout_secs), the spool's forwarder stops, the AMQP
-    /// connection is closed cleanly, the spool is closed.
+    /// connection is closed cleanly, the spool is closed, and every background
+    /// task is waited for (within server.shutdown_timeout_secs again).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let ingress_handle = self.ingress.handle();
         let admin_handle = self.admin.handle();
-        let mut ingress = tokio::spawn(self.ingress);
-        let mut admin = tokio::spawn(self.admin);
+        let mut ingress = self.shutdown.tasks.spawn(self.ingress);
+        let mut admin = self.shutdown.tasks.spawn(self.admin);
         tokio::select! {
             () = shutdown => {}
             result = &mut ingress => return Err(server_ended("ingress", result)),
             result = &mut admin => return Err(server_ended("admin", result)),
         }
         tracing::info!("shutting down: finishing requests in flight");
-        self.state.begin_shutdown();
+        self.shutdown.intake.cancel();
         ingress_handle.stop(true).await;
         let _ = ingress.await;
-        self.stop_forwarder.send_replace(true);
+        self.shutdown.forwarder.cancel();
         if let Some(forwarder) = self.forwarder {
             let _ = forwarder.await;
         }
@@ -181,21 +146,102 @@ impl Application {
         }
         admin_handle.stop(true).await;
         let _ = admin.await;
+        self.shutdown.finish(self.shutdown_timeout).await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Every refusal_log window, the counts of refusals not logged one by one; ends
-/// with the application.
-async fn write_refusal_summaries(state: std::sync::Weak<AppState>) {
+/// What every handler shares, from the settings and the parts built before it.
+fn app_state(
+    settings: &Settings,
+    delivery: Delivery,
+    metrics: Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> AppState {
+    let auth = Authenticator::new(settings.auth.header.name().clone(), &settings.auth.secrets);
+    if settings.auth.secrets.is_empty() {
+        tracing::warn!(
+            "auth.allow_unauthenticated is set: every webhook is accepted without checking"
+        );
+    }
+    let events = EventBuilder {
+        source: settings.events.source.clone(),
+        normalize: NormalizeOptions {
+            naive_time_zone: settings.events.naive_time_zone.zone().clone(),
+            include_raw: settings.events.include_raw,
+        },
+        routing_key: settings.amqp.routing_key.clone(),
+    };
+    AppState::new(
+        auth,
+        events,
+        delivery,
+        Dedup::new(
+            Duration::from_secs(settings.dedup.window_secs),
+            DEFAULT_CAPACITY,
+        ),
+        metrics,
+        Limits {
+            max_body_bytes: settings.server.max_body_bytes,
+            body_timeout: Duration::from_secs(settings.server.body_timeout_secs),
+            max_body_buffer_bytes: settings.server.max_body_buffer_bytes,
+            max_events_per_request: settings.server.max_events_per_request,
+            max_in_flight: settings.max_in_flight(),
+            invalid_payload: settings.ingress.invalid_payload,
+        },
+        shutdown.intake.clone(),
+    )
+}
+
+/// The ingress listener, bound and ready to run, and its port.
+fn serve_ingress(
+    settings: &Settings,
+    state: &web::Data<AppState>,
+) -> anyhow::Result<(Server, u16)> {
+    let listener = bind(&settings.server.bind, "server.bind")?;
+    let port = listener.local_addr()?.port();
+    let state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(routes::ingress)
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok((server.listen(listener)?.run(), port))
+}
+
+/// The admin listener, bound and ready to run, and its port.
+fn serve_admin(settings: &Settings, state: &web::Data<AppState>) -> anyhow::Result<(Server, u16)> {
+    let listener = bind(&settings.admin.bind, "admin.bind")?;
+    let port = listener.local_addr()?.port();
+    let state = state.clone();
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::admin))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+    Ok((server, port))
+}
+
+/// Every refusal_log window, the counts of refusals not logged one by one;
+/// ends when the application stops.
+async fn write_refusal_summaries(
+    state: web::Data<AppState>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut ticks = tokio::time::interval(refusal_log::WINDOW);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        match state.upgrade() {
-            Some(state) => state.refusal_log.write_summaries(),
-            None => return,
+        tokio::select! {
+            _ = ticks.tick() => state.refusal_log.write_summaries(),
+            () = stop.cancelled() => return,
         }
     }
 }

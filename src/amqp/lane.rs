@@ -42,8 +42,9 @@ use lapin::{
     types::ShortString,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
-use super::publish::{Message, PublishError};
+use super::message::{Message, PublishError};
 
 /// What a requester learns about its message.
 pub type Verdict = Result<Duration, PublishError>;
@@ -64,13 +65,13 @@ pub struct Ticket(oneshot::Receiver<Verdict>);
 
 impl LaneHandle {
     /// Starts the lane's task on `connection`, with `window` confirms in flight
-    /// at most. The task ends once every handle is dropped and its confirms are
-    /// settled.
-    pub fn start(connection: Arc<Connection>, window: usize) -> Self {
+    /// at most, tracked by `tasks` so a shutdown waits for its last confirms.
+    /// The task ends once every handle is dropped and its confirms are settled.
+    pub fn start(connection: Arc<Connection>, window: usize, tasks: &TaskTracker) -> Self {
         // Room for one window queued beside the one in flight: enough to keep the
         // channel busy, small enough that a stalled broker backs requesters up.
         let (requests, queue) = mpsc::channel(window);
-        tokio::spawn(Lane::new(connection, window).run(queue));
+        tasks.spawn(Lane::new(connection, window).run(queue));
         Self { requests }
     }
 

@@ -1,21 +1,34 @@
-//! Everything that talks to RabbitMQ. Knows nothing of Enate, events or the
-//! spool: it publishes messages and says whether the broker confirmed them.
+//! Everything that talks to RabbitMQ. Knows nothing of Enate, events, the
+//! spool or the configuration: it publishes messages and says whether the
+//! broker confirmed them. Imports run one way, from the top of this list down:
 //!
-//! - `broker`: the connection's life (connect, reconnect, blocked, close),
-//!   readiness and status;
+//! - `broker`: the handle the bridge uses (publish, in order, readiness,
+//!   status, close);
+//! - `connection`: the connection's life (connect, supervise, reconnect);
+//! - `session`: one live connection and its lanes;
+//! - `ordered`: a lane that keeps submission order, for the spool's forwarder;
 //! - `lane`: one confirm-mode channel owned by one task, which sends in order
 //!   and settles many confirms at once (why a task: see its comment);
-//! - `publish`: the message, the failures, and publishing over the lanes;
-//! - `topology`: the exchanges and queues the bridge declares.
+//! - `confirm_watch`: whether RabbitMQ confirms at all (after a timeout);
+//! - `settings`, `unavailable`, `topology`: what the broker is told, why it
+//!   cannot be used, the exchanges and queues the bridge declares;
+//! - `message`: the message and the ways a publish fails, which all of them use.
 
 mod broker;
+mod confirm_watch;
+mod connection;
 mod lane;
-mod publish;
+mod message;
+mod ordered;
+mod session;
+mod settings;
 mod topology;
+mod unavailable;
 
-pub use broker::{
-    Broker, BrokerSettings, BrokerStatus, ConnectFailure, ConnectFailures, FailureKind, StartError,
-    Unavailable,
-};
-pub use publish::{Message, OrderedLane, PublishError, Ticket};
+pub use broker::{Broker, BrokerStatus};
+pub use lane::Ticket;
+pub use message::{Message, PublishError};
+pub use ordered::OrderedLane;
+pub use settings::BrokerSettings;
 pub use topology::{Topology, TopologyError};
+pub use unavailable::{ConnectFailure, ConnectFailures, FailureKind, StartError, Unavailable};

@@ -235,7 +235,7 @@ impl EnateSettings {
 
     fn check_url(&self, key: &str, value: &str) -> Result<Url, EnateConfigError> {
         // Errors show the URL with any password hidden: it is printed at every start.
-        let shown = super::redact_url(value);
+        let shown = crate::redact::redact_url(value);
         let url = Url::parse(value)
             .map_err(|error| invalid(key, format!("{shown:?} is not a URL ({error})")))?;
         if !url.username().is_empty() || url.password().is_some() {

@@ -18,7 +18,7 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::routing::RoutingKeyTemplate;
+use crate::{redact::redact_url, routing::RoutingKeyTemplate};
 
 mod enate;
 mod values;
@@ -517,25 +517,6 @@ fn dot_after_index(text: &str) -> String {
     fixed
 }
 
-/// Replaces the password of a URL with `***`, so URLs can be logged and printed,
-/// even invalid ones: everything up to the last `@` is user information (a
-/// password may hold an unencoded `/`, `#` or `?`), and only the user is kept.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".into();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host_and_path)) => {
-            let user = userinfo
-                .split([':', '/', '?', '#'])
-                .next()
-                .unwrap_or_default();
-            format!("{scheme}://{user}:***@{host_and_path}")
-        }
-        None => url.to_string(),
-    }
-}
-
 /// `auth.secrets` and `amqp.urls`: a list of strings, or one string of
 /// comma-separated items (as the environment gives them, and as people write
 /// them in TOML by mistake). A wrong type is refused without the value in the
@@ -943,21 +924,6 @@ mod tests {
         std::fs::write(&path, "[auth]\nsecrets = [12345]\n").unwrap();
         let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
         assert_eq!(settings.auth.secrets[0].expose_secret(), "12345");
-    }
-
-    #[test]
-    fn redact_url_forms() {
-        assert_eq!(
-            redact_url("amqp://g:p@h:5672/%2f"),
-            "amqp://g:***@h:5672/%2f"
-        );
-        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
-        assert_eq!(redact_url("amqp://u@h/"), "amqp://u:***@h/");
-        assert_eq!(redact_url("garbage:pw"), "***");
-        assert_eq!(
-            redact_url("amqp://u:top/secret@h:5672/%2f"),
-            "amqp://u:***@h:5672/%2f"
-        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Delivery, message::Outgoing, record};
 use crate::{
@@ -35,16 +35,16 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const IDLE_TICK: Duration = Duration::from_secs(1);
 const BROKER_WAIT: Duration = Duration::from_millis(250);
 
-pub async fn run(delivery: Delivery, spool: Spool, mut stop: watch::Receiver<bool>) {
+pub async fn run(delivery: Delivery, spool: Spool, stop: CancellationToken) {
     loop {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         let pause = if spool.stats().events == 0 {
             tokio::select! {
                 () = spool.appended() => {}
                 () = tokio::time::sleep(IDLE_TICK) => {}
-                _ = stop.changed() => {}
+                () = stop.cancelled() => {}
             }
             continue;
         } else if delivery.broker.readiness().is_err() {
@@ -66,7 +66,7 @@ pub async fn run(delivery: Delivery, spool: Spool, mut stop: watch::Receiver<boo
         if let Some(pause) = pause {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
+                () = stop.cancelled() => {}
             }
         }
     }
@@ -82,7 +82,7 @@ struct Round {
 async fn forward_round(
     delivery: &Delivery,
     spool: &Spool,
-    stop: &watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> Result<Round, SpoolError> {
     let Ok(lane) = delivery.broker.in_order() else {
         return Ok(Round {
@@ -97,7 +97,7 @@ async fn forward_round(
     let mut failed = false;
     let mut read_all = false;
     loop {
-        if !failed && !read_all && !*stop.borrow() && verdicts.len() < MAX_OUT {
+        if !failed && !read_all && !stop.is_cancelled() && verdicts.len() < MAX_OUT {
             let records = spool.oldest(after, CHUNK).await?;
             read_all = records.is_empty();
             for (key, bytes) in records {

@@ -20,12 +20,18 @@ pub use deliver::{
 };
 pub use message::{APP_ID, Destination, Destinations, Outgoing};
 
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::task::JoinHandle;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 impl Delivery {
-    /// Starts draining the spool, if there is one; it stops when `stop` turns true.
-    pub fn start_forwarder(&self, stop: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+    /// Starts draining the spool on `tasks`, if there is a spool; it stops
+    /// once `stop` is cancelled and what it has in flight is settled.
+    pub fn start_forwarder(
+        &self,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> Option<JoinHandle<()>> {
         let spool = self.policy.spool()?.clone();
-        Some(tokio::spawn(forwarder::run(self.clone(), spool, stop)))
+        Some(tasks.spawn(forwarder::run(self.clone(), spool, stop)))
     }
 }

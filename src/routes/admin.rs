@@ -5,7 +5,8 @@
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
-use crate::{spool::now_ms, state::AppState, telemetry::error_chain};
+use super::state::AppState;
+use crate::{spool::now_ms, telemetry::error_chain};
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // The broker and the spool keep their own state; it is sampled here, so

@@ -15,14 +15,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{body::read_body, rejection::Rejection};
+use super::{body::read_body, rejection::Rejection, state::AppState};
 use crate::{
     config::InvalidPayloadPolicy,
     delivery::{Outgoing, Safe},
     event::event_id,
     metrics::Outcome,
     payload::{InvalidPayload, SplitError, split_body_at_most},
-    state::AppState,
     webhook::Webhook,
 };
 

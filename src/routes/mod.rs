@@ -2,7 +2,8 @@
 //! documents of the contract (on the admin listener), and `rejection`, the one
 //! place where a refusal becomes a status code and a JSON body. `body` reads a
 //! webhook's body within its size, deadline and the shared byte budget;
-//! `refusal_log` keeps refusals from flooding the log.
+//! `refusal_log` keeps refusals from flooding the log; `state` is what every
+//! handler shares, built by startup.
 
 pub mod admin;
 pub mod body;
@@ -10,6 +11,7 @@ pub mod contract;
 pub mod ingress;
 pub mod refusal_log;
 pub mod rejection;
+pub mod state;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;

@@ -48,6 +48,27 @@ async fn a_request_in_flight_at_shutdown_gets_its_confirm_and_its_200() {
     assert_eq!(json(&queue.next().await)["data"]["reference"], "in flight");
 }
 
+/// Every background task (the listeners, the spool's forwarder, the broker's
+/// supervisor and lanes, the refusal summaries) has ended when the shutdown
+/// returns. A task that is never told to stop, as the refusal summaries once
+/// were, keeps the tracker from emptying, and this fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_background_task_outlives_the_shutdown() {
+    let mut app = spawn_app_with(|settings| settings.server.shutdown_timeout_secs = 2).await;
+    // A delivery, so a lane has confirms to settle.
+    assert_eq!(app.post_webhook("PacketUpdated", "{}").await.status(), 200);
+    // At least the supervisor, its 4 + 1 lanes, the forwarder and the summaries.
+    assert!(
+        app.tasks.len() >= 8,
+        "the background tasks run on the tracker: {}",
+        app.tasks.len()
+    );
+
+    app.stop().await.unwrap();
+    assert!(app.tasks.is_closed(), "the shutdown closes the tracker");
+    assert_eq!(app.tasks.len(), 0, "tasks still running after the shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_binary_cleanly_with_exit_0() {
     let settings = test_settings();

@@ -26,6 +26,7 @@ use lapin::{
 };
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub const SECRET: &str = "test-secret";
@@ -45,6 +46,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub amqp: Connection,
     pub spool_dir: std::path::PathBuf,
+    /// The bridge's background tasks (`Application::tasks`).
+    pub tasks: TaskTracker,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -115,6 +118,7 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
     let application = Application::build(settings).await?;
     let address = format!("http://127.0.0.1:{}", application.ingress_port());
     let admin_address = format!("http://127.0.0.1:{}", application.admin_port());
+    let tasks = application.tasks();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stop.await;
@@ -131,6 +135,7 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
         client: reqwest::Client::new(),
         amqp,
         spool_dir,
+        tasks,
         shutdown: Some(shutdown),
         server: Some(server),
     })

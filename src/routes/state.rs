@@ -1,27 +1,17 @@
-//! What every request handler shares: built once at start, read-only afterwards
-//! (but for the shutdown flag).
+//! What every request handler shares: built once at start, read-only afterwards.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
+use super::{
+    body::{BodyBudget, BodyLimits},
+    refusal_log::RefusalLog,
+};
 use crate::{
-    auth::Authenticator,
-    config::InvalidPayloadPolicy,
-    dedup::Dedup,
-    delivery::Delivery,
-    event::EventBuilder,
-    metrics::Metrics,
-    routes::{
-        body::{BodyBudget, BodyLimits},
-        refusal_log::RefusalLog,
-    },
+    auth::Authenticator, config::InvalidPayloadPolicy, dedup::Dedup, delivery::Delivery,
+    event::EventBuilder, metrics::Metrics,
 };
 
 pub struct AppState {
@@ -40,7 +30,8 @@ pub struct AppState {
     pub admission: Semaphore,
     pub max_in_flight: usize,
     pub refusal_log: RefusalLog,
-    shutting_down: AtomicBool,
+    /// Cancelled when the shutdown begins (the `intake` of `Shutdown`).
+    shutting_down: CancellationToken,
 }
 
 /// The parts of [`AppState`] decided by the configuration.
@@ -61,6 +52,7 @@ impl AppState {
         dedup: Dedup,
         metrics: Arc<Metrics>,
         limits: Limits,
+        shutting_down: CancellationToken,
     ) -> Self {
         Self {
             auth,
@@ -78,17 +70,13 @@ impl AppState {
             admission: Semaphore::new(limits.max_in_flight),
             max_in_flight: limits.max_in_flight,
             refusal_log: RefusalLog::new(),
-            shutting_down: AtomicBool::new(false),
+            shutting_down,
         }
     }
 
-    /// From now on /readyz answers 503, so load balancers stop sending traffic.
-    pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-    }
-
+    /// Once true, /readyz answers 503, so load balancers stop sending traffic.
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        self.shutting_down.is_cancelled()
     }
 
     /// Admission slots taken now (requests being parsed or published).

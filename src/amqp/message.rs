@@ -1,0 +1,37 @@
+//! What is published and how a publish can fail: the words every other part of
+//! `amqp` speaks, so this file imports none of them.
+
+use bytes::Bytes;
+use lapin::{BasicProperties, types::ShortString};
+
+/// One message to publish, persistent and `mandatory`. `properties` should
+/// carry a `message_id`: it is how a returned message is matched to its publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    pub body: Bytes,
+    pub properties: BasicProperties,
+}
+
+/// Why a message is not confirmed. Every variant means "not safe in RabbitMQ".
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("not connected to RabbitMQ")]
+    Disconnected,
+    #[error("RabbitMQ blocks publishing (connection.blocked)")]
+    Blocked,
+    #[error("RabbitMQ refused the message (nack)")]
+    Nack,
+    #[error("RabbitMQ returned the message as unroutable")]
+    Returned,
+    #[error("RabbitMQ did not confirm the message in time")]
+    Timeout,
+    #[error("the channel failed")]
+    Channel(#[source] lapin::Error),
+    #[error("the channel is not in confirm mode")]
+    NotConfirmMode,
+    /// Not sent: a publish timed out and no confirm came since (see `ConfirmWatch`).
+    #[error("RabbitMQ has confirmed nothing since a publish timed out; not waiting for it")]
+    Stalled,
+}
