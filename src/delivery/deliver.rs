@@ -182,9 +182,7 @@ impl Delivery {
     pub(super) fn count(&self, message: &Outgoing, result: &Result<Duration, PublishError>) {
         match result {
             Ok(confirm_time) => {
-                self.metrics
-                    .publish_confirm_seconds
-                    .observe(confirm_time.as_secs_f64());
+                self.metrics.observe_confirm(*confirm_time);
                 if message.destination == Destination::Events {
                     self.metrics.count_published(
                         message.webhook,

@@ -180,7 +180,7 @@ async fn handle(
         .filter(|message| !state.dedup.is_duplicate(&message.id))
         .collect();
     let duplicates = received_count - fresh.len();
-    state.metrics.duplicates.inc_by(duplicates as u64);
+    state.metrics.count_duplicates(duplicates as u64);
     if fresh.is_empty() {
         return Ok(Accepted::new(
             "duplicate",
