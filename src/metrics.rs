@@ -15,78 +15,10 @@ use prometheus::{
     IntGaugeVec, Registry, TextEncoder,
 };
 
-use crate::webhook::Webhook;
+use crate::{outcome::Outcome, webhook::Webhook};
 
 mod declare;
 use declare::declare_metrics;
-
-/// How a webhook request ended: the `outcome` label of `enate_bridge_webhooks_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Published,
-    Quarantined,
-    Unauthorized,
-    TooLarge,
-    UnknownWebhook,
-    Invalid,
-    Unavailable,
-    /// The sender went away before the body was read.
-    Aborted,
-    /// Safe in the spool, not yet in RabbitMQ.
-    Spooled,
-    /// Seen within the dedup window: answered 200, not published again.
-    Duplicate,
-    /// Over server.max_in_flight, or the body budget spent: answered 503 at once.
-    Overloaded,
-    /// The body did not arrive whole within server.body_timeout_secs: 408.
-    Timeout,
-    /// More objects than server.max_events_per_request: 413, nothing published.
-    TooManyEvents,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 13] = [
-        Outcome::Published,
-        Outcome::Quarantined,
-        Outcome::Unauthorized,
-        Outcome::TooLarge,
-        Outcome::UnknownWebhook,
-        Outcome::Invalid,
-        Outcome::Unavailable,
-        Outcome::Aborted,
-        Outcome::Spooled,
-        Outcome::Duplicate,
-        Outcome::Overloaded,
-        Outcome::Timeout,
-        Outcome::TooManyEvents,
-    ];
-
-    /// Answered 200: Enate's delivery arrived and was taken.
-    pub fn is_accepted(self) -> bool {
-        matches!(
-            self,
-            Outcome::Published | Outcome::Spooled | Outcome::Duplicate | Outcome::Quarantined
-        )
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Published => "published",
-            Outcome::Quarantined => "quarantined",
-            Outcome::Unauthorized => "unauthorized",
-            Outcome::TooLarge => "too_large",
-            Outcome::UnknownWebhook => "unknown_webhook",
-            Outcome::Invalid => "invalid",
-            Outcome::Unavailable => "unavailable",
-            Outcome::Aborted => "aborted",
-            Outcome::Spooled => "spooled",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Overloaded => "overloaded",
-            Outcome::Timeout => "timeout",
-            Outcome::TooManyEvents => "too_many_events",
-        }
-    }
-}
 
 /// Why a publish failed: the `reason` label of `enate_bridge_publish_failures_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,14 +170,14 @@ impl Metrics {
                     .map(|outcome| {
                         family
                             .webhooks
-                            .with_label_values(&[webhook.enate_name(), outcome.label()])
+                            .with_label_values(&[webhook.enate_name(), outcome.word()])
                     })
                     .collect()
             })
             .collect();
         let unknown_webhook = family
             .webhooks
-            .with_label_values(&[UNKNOWN_WEBHOOK, Outcome::UnknownWebhook.label()]);
+            .with_label_values(&[UNKNOWN_WEBHOOK, Outcome::UnknownWebhook.word()]);
         let publish_failures = FailureReason::ALL
             .iter()
             .map(|reason| family.publish_failures.with_label_values(&[reason.label()]))
