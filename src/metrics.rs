@@ -15,7 +15,11 @@ use prometheus::{
     IntGaugeVec, Registry, TextEncoder,
 };
 
-use crate::{outcome::Outcome, webhook::Webhook};
+use crate::{
+    normalize::enums::{EnumKind, Word},
+    outcome::Outcome,
+    webhook::Webhook,
+};
 
 mod declare;
 use declare::declare_metrics;
@@ -55,21 +59,10 @@ impl FailureReason {
 
 /// The webhook label for a path that names no webhook.
 const UNKNOWN_WEBHOOK: &str = "unknown";
-/// Routing words a process type can take, in label order.
-const PROCESS_TYPES: [&str; 5] = ["case", "ticket", "action", "none", "unknown"];
-/// Routing words a status can take, in label order.
-const STATUSES: [&str; 8] = [
-    "draft",
-    "to_do",
-    "in_progress",
-    "waiting",
-    "resolved",
-    "closed",
-    "none",
-    "unknown",
-];
-
-type PublishedCells = [[[OnceLock<IntCounter>; STATUSES.len()]; PROCESS_TYPES.len()]; 6];
+/// enate_bridge_events_published_total, by [`Webhook::index`], then the
+/// process type's and the status's [`Word::slot`].
+type PublishedCells = [[[OnceLock<IntCounter>; Word::count(EnumKind::Status)];
+    Word::count(EnumKind::ProcessType)]; Webhook::ALL.len()];
 
 declare_metrics! {
     /// Every family the bridge exports. The names, HELP texts and labels are
@@ -273,21 +266,15 @@ impl Metrics {
     }
 
     /// Counts one confirmed event by its routing words.
-    pub fn count_published(&self, webhook: Webhook, process_type: &str, status: &str) {
-        let process_type = PROCESS_TYPES
-            .iter()
-            .position(|p| *p == process_type)
-            .unwrap_or(PROCESS_TYPES.len() - 1);
-        let status = STATUSES
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(STATUSES.len() - 1);
-        self.events_published_cells[webhook.index()][process_type][status]
+    pub fn count_published(&self, webhook: Webhook, process_type: Word, status: Word) {
+        debug_assert_eq!(process_type.kind(), EnumKind::ProcessType);
+        debug_assert_eq!(status.kind(), EnumKind::Status);
+        self.events_published_cells[webhook.index()][process_type.slot()][status.slot()]
             .get_or_init(|| {
                 self.family.events_published.with_label_values(&[
                     webhook.event_name(),
-                    PROCESS_TYPES[process_type],
-                    STATUSES[status],
+                    process_type.as_str(),
+                    status.as_str(),
                 ])
             })
             .inc();
@@ -364,12 +351,24 @@ impl Drop for InFlightGuard<'_> {
 mod tests {
     use super::*;
 
+    fn process_type(text: &str) -> Word {
+        Word::parse(EnumKind::ProcessType, text)
+    }
+
+    fn status(text: &str) -> Word {
+        Word::parse(EnumKind::Status, text)
+    }
+
     #[test]
     fn every_contract_metric_is_exported() {
         let metrics = Metrics::new();
         // A labelled family shows only once it has a series; events_published_total
         // gets its first when an event is published.
-        metrics.count_published(Webhook::PacketCreated, "case", "to_do");
+        metrics.count_published(
+            Webhook::PacketCreated,
+            process_type("case"),
+            status("to_do"),
+        );
         metrics.count_webhook(Some(Webhook::PacketCreated), Outcome::Published);
         let text = metrics.render();
         for name in [
@@ -398,9 +397,21 @@ mod tests {
     #[test]
     fn unknown_routing_words_fall_into_unknown() {
         let metrics = Metrics::new();
-        metrics.count_published(Webhook::PacketUpdated, "ticket", "resolved");
-        metrics.count_published(Webhook::PacketUpdated, "ticket", "resolved");
-        metrics.count_published(Webhook::PacketUpdated, "ticket", "escalated");
+        metrics.count_published(
+            Webhook::PacketUpdated,
+            process_type("ticket"),
+            status("resolved"),
+        );
+        metrics.count_published(
+            Webhook::PacketUpdated,
+            process_type("ticket"),
+            status("resolved"),
+        );
+        metrics.count_published(
+            Webhook::PacketUpdated,
+            process_type("ticket"),
+            status("escalated"),
+        );
         let text = metrics.render();
         assert!(
             text.contains(

@@ -8,7 +8,7 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 
 use super::{
-    message::{Destination, Destinations, Outgoing},
+    message::{Destinations, Outgoing},
     record,
 };
 use crate::{
@@ -183,12 +183,9 @@ impl Delivery {
         match result {
             Ok(confirm_time) => {
                 self.metrics.observe_confirm(*confirm_time);
-                if message.destination == Destination::Events {
-                    self.metrics.count_published(
-                        message.webhook,
-                        message.header("process_type").unwrap_or_default(),
-                        message.header("status").unwrap_or_default(),
-                    );
+                if let Some(words) = message.words {
+                    self.metrics
+                        .count_published(message.webhook, words.process_type, words.status);
                 }
             }
             Err(error) => {

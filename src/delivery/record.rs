@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::message::Outgoing;
+use super::message::{Destination, EventWords, Outgoing};
 
 /// The header line as written. `spooled_at_ms` is for people reading the spool
 /// with other tools, and for the previous release, which requires it (a
@@ -51,13 +51,16 @@ pub fn decode(record: &[u8]) -> Result<Outgoing, DecodeError> {
         serde_json::from_slice(&record[..newline]).map_err(DecodeError::Header)?;
     let mut message = header.message;
     message.body = bytes::Bytes::copy_from_slice(&record[newline + 1..]);
+    if message.destination == Destination::Events {
+        message.words = Some(EventWords::from_headers(&message.headers));
+    }
     Ok(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{delivery::message::Destination, webhook::Webhook};
+    use crate::webhook::Webhook;
 
     #[test]
     fn a_record_round_trips_with_its_exact_body() {
