@@ -110,19 +110,7 @@ async fn handle(
     let held = read_body(request, payload, state.body_limits, &state.body_budget).await?;
     // Held until the answer: bounds the parsing and publishing done at once.
     let _permit = admit(state)?;
-    let body = &held.bytes;
-    let built = match split_body_at_most(body, state.max_events_per_request) {
-        Err(SplitError::TooManyEvents { max }) => return Err(Rejection::TooManyEvents { max }),
-        Err(SplitError::Invalid(invalid)) => Err(invalid),
-        Ok(objects) => build_events(webhook, objects, received, state),
-    };
-    let built = match built {
-        Ok(events) => Built {
-            messages: events,
-            quarantined: None,
-        },
-        Err(invalid) => quarantine_or_reject(invalid, webhook, request, body, received, state)?,
-    };
+    let built = build_or_quarantine(webhook, request, &held.bytes, received, state)?;
     let fresh = drop_duplicates(built.messages, state);
     if fresh.messages.is_empty() {
         return Ok(Accepted {
@@ -159,6 +147,29 @@ struct Built {
     messages: Vec<Outgoing>,
     /// Why the body could not become events, when it is quarantined instead.
     quarantined: Option<String>,
+}
+
+/// The body split into objects and each made an event; a body that cannot be,
+/// quarantined or refused as `server.invalid_payload` says.
+fn build_or_quarantine(
+    webhook: Webhook,
+    request: &HttpRequest,
+    body: &[u8],
+    received: Timestamp,
+    state: &AppState,
+) -> Result<Built, Rejection> {
+    let events = match split_body_at_most(body, state.max_events_per_request) {
+        Err(SplitError::TooManyEvents { max }) => return Err(Rejection::TooManyEvents { max }),
+        Err(SplitError::Invalid(invalid)) => Err(invalid),
+        Ok(objects) => build_events(webhook, objects, received, state),
+    };
+    match events {
+        Ok(messages) => Ok(Built {
+            messages,
+            quarantined: None,
+        }),
+        Err(invalid) => quarantine_or_reject(invalid, webhook, request, body, received, state),
+    }
 }
 
 /// Every object becomes an event, or the body is invalid as a whole: a request
