@@ -78,6 +78,39 @@ mod tests {
     }
 
     #[test]
+    fn an_event_reads_back_with_the_words_it_is_counted_by() {
+        use crate::{
+            event::Event,
+            normalize::enums::{EnumKind, Word},
+            routing::RoutingValues,
+        };
+        let word = Word::parse;
+        let message = Outgoing::event(Event {
+            id: uuid::Uuid::from_u128(8),
+            webhook: Webhook::PacketUpdated,
+            routing: RoutingValues {
+                event: "packet_updated",
+                process_type: word(EnumKind::ProcessType, "ticket"),
+                status: word(EnumKind::Status, "resolved"),
+                rag_status: Word::none(EnumKind::RagStatus),
+                communication_type: Word::none(EnumKind::CommunicationType),
+                started_by_method: Word::none(EnumKind::StartedByMethod),
+            },
+            routing_key: "packet_updated.ticket.resolved".into(),
+            timestamp: 1_700_000_000,
+            body: b"{}".to_vec(),
+        });
+        let decoded = decode(&encode(&message)).unwrap();
+        assert_eq!(decoded, message);
+        assert_eq!(
+            decoded
+                .words
+                .map(|words| (words.process_type.as_str(), words.status.as_str())),
+            Some(("ticket", "resolved"))
+        );
+    }
+
+    #[test]
     fn a_record_of_an_earlier_version_is_read() {
         let old = b"{\"spooled_at_ms\":1700000000123,\"message\":{\"destination\":\"events\",\
             \"id\":\"00000000-0000-0000-0000-000000000007\",\"webhook\":\"PacketUpdated\",\
