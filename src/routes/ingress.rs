@@ -163,12 +163,17 @@ fn build_or_quarantine(
         Err(SplitError::Invalid(invalid)) => Err(invalid),
         Ok(objects) => build_events(webhook, objects, received, state),
     };
-    match events {
-        Ok(messages) => Ok(Built {
+    match (events, state.invalid_payload) {
+        (Ok(messages), _) => Ok(Built {
             messages,
             quarantined: None,
         }),
-        Err(invalid) => quarantine_or_reject(invalid, webhook, request, body, received, state),
+        (Err(InvalidPayload(reason)), InvalidPayloadPolicy::Reject) => {
+            Err(Rejection::Invalid(reason))
+        }
+        (Err(InvalidPayload(reason)), InvalidPayloadPolicy::Quarantine) => {
+            Ok(quarantine(reason, webhook, request, body, received))
+        }
     }
 }
 
@@ -191,19 +196,15 @@ fn build_events(
         .collect()
 }
 
-/// `server.invalid_payload`: answer 422, or keep the body exactly as received
-/// on the quarantine exchange (and answer 200 once it is safe).
-fn quarantine_or_reject(
-    InvalidPayload(reason): InvalidPayload,
+/// The body kept exactly as received, for the quarantine exchange (answered
+/// 200 once it is safe, like an event).
+fn quarantine(
+    reason: String,
     webhook: Webhook,
     request: &HttpRequest,
     body: &[u8],
     received: Timestamp,
-    state: &AppState,
-) -> Result<Built, Rejection> {
-    if state.invalid_payload == InvalidPayloadPolicy::Reject {
-        return Err(Rejection::Invalid(reason));
-    }
+) -> Built {
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -216,10 +217,10 @@ fn quarantine_or_reject(
         content_type,
         received.as_second().max(0) as u64,
     );
-    Ok(Built {
+    Built {
         messages: vec![message],
         quarantined: Some(reason),
-    })
+    }
 }
 
 /// The messages still to deliver, and the ids the answer names.
