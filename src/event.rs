@@ -6,9 +6,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    normalize::{EventData, NormalizeOptions, normalize},
+    normalize::{
+        EventData, NormalizeOptions,
+        enums::{EnumKind, Word},
+        normalize,
+    },
     payload::{InvalidPayload, RawObject},
-    routing::{NONE, RoutingKeyTemplate, RoutingValues},
+    routing::{RoutingKeyTemplate, RoutingValues},
     webhook::Webhook,
 };
 
@@ -106,11 +110,11 @@ impl EventBuilder {
         let body = serde_json::to_vec(&envelope).expect("events always serialize");
         let routing = RoutingValues {
             event: webhook.event_name(),
-            process_type: data.process_type.unwrap_or(NONE),
-            status: data.status.unwrap_or(NONE),
-            rag_status: data.rag_status.unwrap_or(NONE),
-            communication_type: data.communication_type.unwrap_or(NONE),
-            started_by_method: data.started_by_method.unwrap_or(NONE),
+            process_type: Word::of(EnumKind::ProcessType, data.process_type),
+            status: Word::of(EnumKind::Status, data.status),
+            rag_status: Word::of(EnumKind::RagStatus, data.rag_status),
+            communication_type: Word::of(EnumKind::CommunicationType, data.communication_type),
+            started_by_method: Word::of(EnumKind::StartedByMethod, data.started_by_method),
         };
         Ok(Event {
             id,
@@ -126,7 +130,7 @@ impl EventBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::enums::{EnumKind, UNKNOWN};
+    use crate::normalize::enums::{NONE, UNKNOWN};
     use crate::payload::split_body;
     use serde_json::{Value, json};
 

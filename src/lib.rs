@@ -8,6 +8,7 @@
 //!   contract's documents (`schemas/`), `routes::rejection` turns refusals into
 //!   status codes;
 //! - `webhook`: the six Enate webhook names; `auth`: the secret header check;
+//!   `outcome`: how a request ended, its answer's status word and HTTP status;
 //! - `payload`: the body split into objects; `normalize`: one object into clean data;
 //!   `enate_fields`: the documented fields' keys and names, which both use;
 //!   `event`: the CloudEvents envelope, event id and routing values; `routing`: the
@@ -36,6 +37,7 @@ pub mod enate_fields;
 pub mod event;
 pub mod metrics;
 pub mod normalize;
+pub mod outcome;
 pub mod payload;
 pub mod redact;
 pub mod routes;

@@ -11,79 +11,18 @@ use std::{
 };
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Registry, TextEncoder,
 };
 
-use crate::webhook::Webhook;
+use crate::{
+    normalize::enums::{EnumKind, Word},
+    outcome::Outcome,
+    webhook::Webhook,
+};
 
-/// How a webhook request ended: the `outcome` label of `enate_bridge_webhooks_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Published,
-    Quarantined,
-    Unauthorized,
-    TooLarge,
-    UnknownWebhook,
-    Invalid,
-    Unavailable,
-    /// The sender went away before the body was read.
-    Aborted,
-    /// Safe in the spool, not yet in RabbitMQ.
-    Spooled,
-    /// Seen within the dedup window: answered 200, not published again.
-    Duplicate,
-    /// Over server.max_in_flight, or the body budget spent: answered 503 at once.
-    Overloaded,
-    /// The body did not arrive whole within server.body_timeout_secs: 408.
-    Timeout,
-    /// More objects than server.max_events_per_request: 413, nothing published.
-    TooManyEvents,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 13] = [
-        Outcome::Published,
-        Outcome::Quarantined,
-        Outcome::Unauthorized,
-        Outcome::TooLarge,
-        Outcome::UnknownWebhook,
-        Outcome::Invalid,
-        Outcome::Unavailable,
-        Outcome::Aborted,
-        Outcome::Spooled,
-        Outcome::Duplicate,
-        Outcome::Overloaded,
-        Outcome::Timeout,
-        Outcome::TooManyEvents,
-    ];
-
-    /// Answered 200: Enate's delivery arrived and was taken.
-    pub fn is_accepted(self) -> bool {
-        matches!(
-            self,
-            Outcome::Published | Outcome::Spooled | Outcome::Duplicate | Outcome::Quarantined
-        )
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Published => "published",
-            Outcome::Quarantined => "quarantined",
-            Outcome::Unauthorized => "unauthorized",
-            Outcome::TooLarge => "too_large",
-            Outcome::UnknownWebhook => "unknown_webhook",
-            Outcome::Invalid => "invalid",
-            Outcome::Unavailable => "unavailable",
-            Outcome::Aborted => "aborted",
-            Outcome::Spooled => "spooled",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Overloaded => "overloaded",
-            Outcome::Timeout => "timeout",
-            Outcome::TooManyEvents => "too_many_events",
-        }
-    }
-}
+mod declare;
+use declare::declare_metrics;
 
 /// Why a publish failed: the `reason` label of `enate_bridge_publish_failures_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,46 +59,75 @@ impl FailureReason {
 
 /// The webhook label for a path that names no webhook.
 const UNKNOWN_WEBHOOK: &str = "unknown";
-/// Routing words a process type can take, in label order.
-const PROCESS_TYPES: [&str; 5] = ["case", "ticket", "action", "none", "unknown"];
-/// Routing words a status can take, in label order.
-const STATUSES: [&str; 8] = [
-    "draft",
-    "to_do",
-    "in_progress",
-    "waiting",
-    "resolved",
-    "closed",
-    "none",
-    "unknown",
-];
+/// enate_bridge_events_published_total, by [`Webhook::index`], then the
+/// process type's and the status's [`Word::slot`].
+type PublishedCells = [[[OnceLock<IntCounter>; Word::count(EnumKind::Status)];
+    Word::count(EnumKind::ProcessType)]; Webhook::ALL.len()];
 
-type PublishedCells = [[[OnceLock<IntCounter>; STATUSES.len()]; PROCESS_TYPES.len()]; 6];
+declare_metrics! {
+    /// Every family the bridge exports. The names, HELP texts and labels are
+    /// the contract dashboards and alerts are written against.
+    struct Families {
+        /// Webhook requests received, by webhook and outcome.
+        webhooks: IntCounterVec = "enate_bridge_webhooks_total" ["webhook", "outcome"],
+        /// Events confirmed by RabbitMQ, by event, process type and status.
+        events_published: IntCounterVec =
+            "enate_bridge_events_published_total" ["event", "process_type", "status"],
+        /// Publishes that RabbitMQ did not confirm, by reason.
+        publish_failures: IntCounterVec = "enate_bridge_publish_failures_total" ["reason"],
+        /// Time from publishing a message to RabbitMQ's confirm, in seconds.
+        publish_confirm_seconds: Histogram = "enate_bridge_publish_confirm_seconds",
+        /// Time to answer a webhook request, in seconds, by webhook.
+        request_duration: HistogramVec = "enate_bridge_request_duration_seconds" ["webhook"],
+        /// Webhook requests being handled now.
+        in_flight_requests: IntGauge = "enate_bridge_in_flight_requests",
+        /// Webhook bodies still arriving (each must be whole within
+        /// server.body_timeout_secs).
+        bodies_being_read: IntGauge = "enate_bridge_bodies_being_read",
+        /// Body bytes held now by all webhook requests (at most
+        /// server.max_body_buffer_bytes).
+        body_buffer_bytes: IntGauge = "enate_bridge_body_buffer_bytes",
+        /// Webhook requests being parsed or published now (at most server.max_in_flight).
+        admission_slots_in_use: IntGauge = "enate_bridge_admission_slots_in_use",
+        /// 1 while the connection to RabbitMQ is up and the topology declared, else 0.
+        amqp_connected: IntGauge = "enate_bridge_amqp_connected",
+        /// 1 while RabbitMQ blocks publishing (connection.blocked, e.g. a memory or
+        /// disk alarm), else 0.
+        amqp_blocked: IntGauge = "enate_bridge_amqp_blocked",
+        /// 1 while RabbitMQ refuses the bridge's user, password or vhost (a
+        /// configuration error: events are spooled), else 0.
+        amqp_login_refused: IntGauge = "enate_bridge_amqp_login_refused",
+        /// Events in the spool, waiting for RabbitMQ.
+        spool_events: IntGauge = "enate_bridge_spool_events",
+        /// Bytes of the events in the spool (the file takes more).
+        spool_bytes: IntGauge = "enate_bridge_spool_bytes",
+        /// Age of the oldest event in the spool, in seconds; 0 when it is empty.
+        spool_oldest_age_seconds: Gauge = "enate_bridge_spool_oldest_age_seconds",
+        /// Connections to RabbitMQ made after the first one.
+        amqp_reconnects: IntCounter = "enate_bridge_amqp_reconnects_total",
+        /// Spooled events RabbitMQ has confirmed since the start.
+        spool_forwarded: IntCounter = "enate_bridge_spool_forwarded_total",
+        /// Events seen again within the dedup window, answered without publishing.
+        duplicates: IntCounter = "enate_bridge_duplicates_total",
+        /// Unix time of the last webhook request accepted (200: published, spooled,
+        /// duplicate or quarantined), by webhook.
+        last_event: GaugeVec = "enate_bridge_last_event_timestamp_seconds" ["webhook"],
+        /// Always 1; the version is in the label.
+        build_info: IntGaugeVec = "enate_bridge_build_info" ["version"],
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
+    family: Families,
     /// enate_bridge_webhooks_total, by [`Webhook::index`] then [`Outcome::ALL`] position.
     webhooks: Vec<Vec<IntCounter>>,
     unknown_webhook: IntCounter,
-    events_published: IntCounterVec,
     events_published_cells: Box<PublishedCells>,
+    /// By [`FailureReason::ALL`] position.
     publish_failures: Vec<IntCounter>,
-    pub publish_confirm_seconds: Histogram,
+    /// By [`Webhook::index`].
     request_duration: Vec<Histogram>,
-    pub in_flight_requests: IntGauge,
-    bodies_being_read: IntGauge,
-    body_buffer_bytes: IntGauge,
-    admission_slots_in_use: IntGauge,
-    amqp_connected: IntGauge,
-    amqp_blocked: IntGauge,
-    amqp_login_refused: IntGauge,
-    amqp_reconnects: IntCounter,
-    spool_events: IntGauge,
-    spool_bytes: IntGauge,
-    spool_oldest_age_seconds: Gauge,
-    pub spool_forwarded: IntCounter,
-    pub duplicates: IntCounter,
-    last_event: GaugeVec,
     /// A webhook's series is made by its first accepted request: one that never
     /// had traffic has none, so it cannot look silent.
     last_event_cells: [OnceLock<Gauge>; Webhook::ALL.len()],
@@ -171,209 +139,58 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// Latency buckets from half a millisecond (a local confirm) to Enate's patience.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let register = |collector: Box<dyn prometheus::core::Collector>| {
-            registry
-                .register(collector)
-                .expect("metric names are unique and valid");
-        };
+        let family = Families::register(&registry);
+        family
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process metrics are registered once");
 
-        let webhooks_vec = IntCounterVec::new(
-            Opts::new(
-                "enate_bridge_webhooks_total",
-                "Webhook requests received, by webhook and outcome.",
-            ),
-            &["webhook", "outcome"],
-        )
-        .unwrap();
+        // The series of fixed label sets are made now, so counting is an atomic add.
         let webhooks = Webhook::ALL
             .iter()
             .map(|webhook| {
                 Outcome::ALL
                     .iter()
                     .map(|outcome| {
-                        webhooks_vec.with_label_values(&[webhook.enate_name(), outcome.label()])
+                        family
+                            .webhooks
+                            .with_label_values(&[webhook.enate_name(), outcome.word()])
                     })
                     .collect()
             })
             .collect();
-        let unknown_webhook =
-            webhooks_vec.with_label_values(&[UNKNOWN_WEBHOOK, Outcome::UnknownWebhook.label()]);
-        register(Box::new(webhooks_vec));
-
-        let events_published = IntCounterVec::new(
-            Opts::new(
-                "enate_bridge_events_published_total",
-                "Events confirmed by RabbitMQ, by event, process type and status.",
-            ),
-            &["event", "process_type", "status"],
-        )
-        .unwrap();
-        register(Box::new(events_published.clone()));
-
-        let failures_vec = IntCounterVec::new(
-            Opts::new(
-                "enate_bridge_publish_failures_total",
-                "Publishes that RabbitMQ did not confirm, by reason.",
-            ),
-            &["reason"],
-        )
-        .unwrap();
+        let unknown_webhook = family
+            .webhooks
+            .with_label_values(&[UNKNOWN_WEBHOOK, Outcome::UnknownWebhook.word()]);
         let publish_failures = FailureReason::ALL
             .iter()
-            .map(|reason| failures_vec.with_label_values(&[reason.label()]))
+            .map(|reason| family.publish_failures.with_label_values(&[reason.label()]))
             .collect();
-        register(Box::new(failures_vec));
-
-        let publish_confirm_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "enate_bridge_publish_confirm_seconds",
-                "Time from publishing a message to RabbitMQ's confirm, in seconds.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .unwrap();
-        register(Box::new(publish_confirm_seconds.clone()));
-
-        let duration_vec = HistogramVec::new(
-            HistogramOpts::new(
-                "enate_bridge_request_duration_seconds",
-                "Time to answer a webhook request, in seconds, by webhook.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["webhook"],
-        )
-        .unwrap();
         let request_duration = Webhook::ALL
             .iter()
-            .map(|webhook| duration_vec.with_label_values(&[webhook.enate_name()]))
+            .map(|webhook| {
+                family
+                    .request_duration
+                    .with_label_values(&[webhook.enate_name()])
+            })
             .collect();
-        register(Box::new(duration_vec));
-
-        let gauge = |name: &str, help: &str| {
-            let gauge = IntGauge::new(name, help).unwrap();
-            register(Box::new(gauge.clone()));
-            gauge
-        };
-        let in_flight_requests = gauge(
-            "enate_bridge_in_flight_requests",
-            "Webhook requests being handled now.",
-        );
-        let bodies_being_read = gauge(
-            "enate_bridge_bodies_being_read",
-            "Webhook bodies still arriving (each must be whole within server.body_timeout_secs).",
-        );
-        let body_buffer_bytes = gauge(
-            "enate_bridge_body_buffer_bytes",
-            "Body bytes held now by all webhook requests (at most server.max_body_buffer_bytes).",
-        );
-        let admission_slots_in_use = gauge(
-            "enate_bridge_admission_slots_in_use",
-            "Webhook requests being parsed or published now (at most server.max_in_flight).",
-        );
-        let amqp_connected = gauge(
-            "enate_bridge_amqp_connected",
-            "1 while the connection to RabbitMQ is up and the topology declared, else 0.",
-        );
-        let amqp_blocked = gauge(
-            "enate_bridge_amqp_blocked",
-            "1 while RabbitMQ blocks publishing (connection.blocked, e.g. a memory or disk alarm), else 0.",
-        );
-        let amqp_login_refused = gauge(
-            "enate_bridge_amqp_login_refused",
-            "1 while RabbitMQ refuses the bridge's user, password or vhost (a configuration error: events are spooled), else 0.",
-        );
-
-        let spool_events = gauge(
-            "enate_bridge_spool_events",
-            "Events in the spool, waiting for RabbitMQ.",
-        );
-        let spool_bytes = gauge(
-            "enate_bridge_spool_bytes",
-            "Bytes of the events in the spool (the file takes more).",
-        );
-        let spool_oldest_age_seconds = Gauge::new(
-            "enate_bridge_spool_oldest_age_seconds",
-            "Age of the oldest event in the spool, in seconds; 0 when it is empty.",
-        )
-        .unwrap();
-        register(Box::new(spool_oldest_age_seconds.clone()));
-        let counter = |name: &str, help: &str| {
-            let counter = IntCounter::new(name, help).unwrap();
-            register(Box::new(counter.clone()));
-            counter
-        };
-        let amqp_reconnects = counter(
-            "enate_bridge_amqp_reconnects_total",
-            "Connections to RabbitMQ made after the first one.",
-        );
-        let spool_forwarded = counter(
-            "enate_bridge_spool_forwarded_total",
-            "Spooled events RabbitMQ has confirmed since the start.",
-        );
-        let duplicates = counter(
-            "enate_bridge_duplicates_total",
-            "Events seen again within the dedup window, answered without publishing.",
-        );
-
-        let last_event = GaugeVec::new(
-            Opts::new(
-                "enate_bridge_last_event_timestamp_seconds",
-                "Unix time of the last webhook request accepted (200: published, spooled, duplicate or quarantined), by webhook.",
-            ),
-            &["webhook"],
-        )
-        .unwrap();
-        register(Box::new(last_event.clone()));
-
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "enate_bridge_build_info",
-                "Always 1; the version is in the label.",
-            ),
-            &["version"],
-        )
-        .unwrap();
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        register(Box::new(build_info));
-
-        #[cfg(target_os = "linux")]
-        register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
-
         Self {
             registry,
+            family,
             webhooks,
             unknown_webhook,
-            events_published,
             events_published_cells: Box::default(),
             publish_failures,
-            publish_confirm_seconds,
             request_duration,
-            in_flight_requests,
-            bodies_being_read,
-            body_buffer_bytes,
-            admission_slots_in_use,
-            amqp_connected,
-            amqp_blocked,
-            amqp_login_refused,
-            amqp_reconnects,
-            spool_events,
-            spool_bytes,
-            spool_oldest_age_seconds,
-            spool_forwarded,
-            duplicates,
-            last_event,
             last_event_cells: Default::default(),
         }
     }
@@ -387,12 +204,13 @@ impl Metrics {
         login_refused: bool,
         reconnects: u64,
     ) {
-        self.amqp_connected.set(i64::from(connected));
-        self.amqp_blocked.set(i64::from(blocked));
-        self.amqp_login_refused.set(i64::from(login_refused));
+        self.family.amqp_connected.set(i64::from(connected));
+        self.family.amqp_blocked.set(i64::from(blocked));
+        self.family.amqp_login_refused.set(i64::from(login_refused));
         // Only this method moves the counter, so it follows the broker's count.
-        self.amqp_reconnects
-            .inc_by(reconnects.saturating_sub(self.amqp_reconnects.get()));
+        self.family
+            .amqp_reconnects
+            .inc_by(reconnects.saturating_sub(self.family.amqp_reconnects.get()));
     }
 
     /// The ingress's saturation, sampled before each scrape.
@@ -402,16 +220,16 @@ impl Metrics {
         body_bytes: usize,
         slots_in_use: usize,
     ) {
-        self.bodies_being_read.set(bodies_being_read as i64);
-        self.body_buffer_bytes.set(body_bytes as i64);
-        self.admission_slots_in_use.set(slots_in_use as i64);
+        self.family.bodies_being_read.set(bodies_being_read as i64);
+        self.family.body_buffer_bytes.set(body_bytes as i64);
+        self.family.admission_slots_in_use.set(slots_in_use as i64);
     }
 
     /// What the spool holds, sampled before each scrape.
     pub fn set_spool_state(&self, events: u64, bytes: u64, oldest_age_seconds: f64) {
-        self.spool_events.set(events as i64);
-        self.spool_bytes.set(bytes as i64);
-        self.spool_oldest_age_seconds.set(oldest_age_seconds);
+        self.family.spool_events.set(events as i64);
+        self.family.spool_bytes.set(bytes as i64);
+        self.family.spool_oldest_age_seconds.set(oldest_age_seconds);
     }
 
     /// Counts one request; `None` is a path that names no webhook. An accepted
@@ -439,29 +257,44 @@ impl Metrics {
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |since| since.as_secs_f64());
         self.last_event_cells[webhook.index()]
-            .get_or_init(|| self.last_event.with_label_values(&[webhook.enate_name()]))
+            .get_or_init(|| {
+                self.family
+                    .last_event
+                    .with_label_values(&[webhook.enate_name()])
+            })
             .set(now);
     }
 
     /// Counts one confirmed event by its routing words.
-    pub fn count_published(&self, webhook: Webhook, process_type: &str, status: &str) {
-        let process_type = PROCESS_TYPES
-            .iter()
-            .position(|p| *p == process_type)
-            .unwrap_or(PROCESS_TYPES.len() - 1);
-        let status = STATUSES
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(STATUSES.len() - 1);
-        self.events_published_cells[webhook.index()][process_type][status]
+    pub fn count_published(&self, webhook: Webhook, process_type: Word, status: Word) {
+        debug_assert_eq!(process_type.kind(), EnumKind::ProcessType);
+        debug_assert_eq!(status.kind(), EnumKind::Status);
+        self.events_published_cells[webhook.index()][process_type.slot()][status.slot()]
             .get_or_init(|| {
-                self.events_published.with_label_values(&[
+                self.family.events_published.with_label_values(&[
                     webhook.event_name(),
-                    PROCESS_TYPES[process_type],
-                    STATUSES[status],
+                    process_type.as_str(),
+                    status.as_str(),
                 ])
             })
             .inc();
+    }
+
+    /// Times one RabbitMQ confirm.
+    pub fn observe_confirm(&self, confirm_time: Duration) {
+        self.family
+            .publish_confirm_seconds
+            .observe(confirm_time.as_secs_f64());
+    }
+
+    /// Counts events RabbitMQ confirmed out of the spool.
+    pub fn count_forwarded(&self, events: u64) {
+        self.family.spool_forwarded.inc_by(events);
+    }
+
+    /// Counts events answered as duplicates, without publishing.
+    pub fn count_duplicates(&self, events: u64) {
+        self.family.duplicates.inc_by(events);
     }
 
     pub fn count_failure(&self, reason: FailureReason) {
@@ -474,9 +307,9 @@ impl Metrics {
 
     /// Counts a request as in flight until the guard is dropped, whatever the exit path.
     pub fn in_flight(&self) -> InFlightGuard<'_> {
-        self.in_flight_requests.inc();
+        self.family.in_flight_requests.inc();
         InFlightGuard {
-            gauge: &self.in_flight_requests,
+            gauge: &self.family.in_flight_requests,
             started: Instant::now(),
         }
     }
@@ -518,12 +351,24 @@ impl Drop for InFlightGuard<'_> {
 mod tests {
     use super::*;
 
+    fn process_type(text: &str) -> Word {
+        Word::parse(EnumKind::ProcessType, text)
+    }
+
+    fn status(text: &str) -> Word {
+        Word::parse(EnumKind::Status, text)
+    }
+
     #[test]
     fn every_contract_metric_is_exported() {
         let metrics = Metrics::new();
         // A labelled family shows only once it has a series; events_published_total
         // gets its first when an event is published.
-        metrics.count_published(Webhook::PacketCreated, "case", "to_do");
+        metrics.count_published(
+            Webhook::PacketCreated,
+            process_type("case"),
+            status("to_do"),
+        );
         metrics.count_webhook(Some(Webhook::PacketCreated), Outcome::Published);
         let text = metrics.render();
         for name in [
@@ -552,9 +397,21 @@ mod tests {
     #[test]
     fn unknown_routing_words_fall_into_unknown() {
         let metrics = Metrics::new();
-        metrics.count_published(Webhook::PacketUpdated, "ticket", "resolved");
-        metrics.count_published(Webhook::PacketUpdated, "ticket", "resolved");
-        metrics.count_published(Webhook::PacketUpdated, "ticket", "escalated");
+        metrics.count_published(
+            Webhook::PacketUpdated,
+            process_type("ticket"),
+            status("resolved"),
+        );
+        metrics.count_published(
+            Webhook::PacketUpdated,
+            process_type("ticket"),
+            status("resolved"),
+        );
+        metrics.count_published(
+            Webhook::PacketUpdated,
+            process_type("ticket"),
+            status("escalated"),
+        );
         let text = metrics.render();
         assert!(
             text.contains(
@@ -619,8 +476,8 @@ mod tests {
         {
             let _a = metrics.in_flight();
             let _b = metrics.in_flight();
-            assert_eq!(metrics.in_flight_requests.get(), 2);
+            assert_eq!(metrics.family.in_flight_requests.get(), 2);
         }
-        assert_eq!(metrics.in_flight_requests.get(), 0);
+        assert_eq!(metrics.family.in_flight_requests.get(), 0);
     }
 }

@@ -4,20 +4,20 @@
 
 use std::fmt::{self, Write};
 
-/// The values a routing key can be made of, already in routing form:
-/// snake_case names, `none` when absent, `unknown` when Enate sent an unknown code.
+use crate::normalize::enums::Word;
+
+/// The values a routing key can be made of, already in routing form: the
+/// event's name and the words of its enumerations (snake_case names, `none`
+/// when absent, `unknown` when Enate sent an unknown code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoutingValues {
     pub event: &'static str,
-    pub process_type: &'static str,
-    pub status: &'static str,
-    pub rag_status: &'static str,
-    pub communication_type: &'static str,
-    pub started_by_method: &'static str,
+    pub process_type: Word,
+    pub status: Word,
+    pub rag_status: Word,
+    pub communication_type: Word,
+    pub started_by_method: Word,
 }
-
-/// The routing word for an absent field.
-pub const NONE: &str = "none";
 
 /// The longest routing word any placeholder renders, in bytes
 /// (`specific_business_object_updated`); `event.rs` tests that it holds.
@@ -130,11 +130,15 @@ impl RoutingKeyTemplate {
             let text = match part {
                 Part::Literal(text) => text.as_str(),
                 Part::Placeholder(Placeholder::Event) => values.event,
-                Part::Placeholder(Placeholder::ProcessType) => values.process_type,
-                Part::Placeholder(Placeholder::Status) => values.status,
-                Part::Placeholder(Placeholder::RagStatus) => values.rag_status,
-                Part::Placeholder(Placeholder::CommunicationType) => values.communication_type,
-                Part::Placeholder(Placeholder::StartedByMethod) => values.started_by_method,
+                Part::Placeholder(Placeholder::ProcessType) => values.process_type.as_str(),
+                Part::Placeholder(Placeholder::Status) => values.status.as_str(),
+                Part::Placeholder(Placeholder::RagStatus) => values.rag_status.as_str(),
+                Part::Placeholder(Placeholder::CommunicationType) => {
+                    values.communication_type.as_str()
+                }
+                Part::Placeholder(Placeholder::StartedByMethod) => {
+                    values.started_by_method.as_str()
+                }
             };
             let _ = key.write_str(text);
         }
@@ -145,15 +149,16 @@ impl RoutingKeyTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::enums::EnumKind;
 
     fn values() -> RoutingValues {
         RoutingValues {
             event: "packet_updated",
-            process_type: "ticket",
-            status: "resolved",
-            rag_status: "overdue",
-            communication_type: NONE,
-            started_by_method: "by_email",
+            process_type: Word::parse(EnumKind::ProcessType, "ticket"),
+            status: Word::parse(EnumKind::Status, "resolved"),
+            rag_status: Word::parse(EnumKind::RagStatus, "overdue"),
+            communication_type: Word::none(EnumKind::CommunicationType),
+            started_by_method: Word::parse(EnumKind::StartedByMethod, "by_email"),
         }
     }
 

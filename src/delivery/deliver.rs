@@ -8,7 +8,7 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 
 use super::{
-    message::{Destination, Destinations, Outgoing},
+    message::{Destinations, Outgoing},
     record,
 };
 use crate::{
@@ -182,15 +182,10 @@ impl Delivery {
     pub(super) fn count(&self, message: &Outgoing, result: &Result<Duration, PublishError>) {
         match result {
             Ok(confirm_time) => {
-                self.metrics
-                    .publish_confirm_seconds
-                    .observe(confirm_time.as_secs_f64());
-                if message.destination == Destination::Events {
-                    self.metrics.count_published(
-                        message.webhook,
-                        message.header("process_type").unwrap_or_default(),
-                        message.header("status").unwrap_or_default(),
-                    );
+                self.metrics.observe_confirm(*confirm_time);
+                if let Some(words) = message.words {
+                    self.metrics
+                        .count_published(message.webhook, words.process_type, words.status);
                 }
             }
             Err(error) => {

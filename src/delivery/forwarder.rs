@@ -162,7 +162,7 @@ async fn remove(
     let keys = std::mem::take(confirmed);
     let count = keys.len() as u64;
     spool.remove(keys).await?;
-    delivery.metrics.spool_forwarded.inc_by(count);
+    delivery.metrics.count_forwarded(count);
     Ok(count)
 }
 

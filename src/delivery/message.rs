@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     amqp::Message,
     event::{Event, cloudevents_type},
+    normalize::enums::{EnumKind, Word},
     webhook::Webhook,
 };
 
@@ -53,10 +54,46 @@ pub struct Outgoing {
     /// The body as published; kept apart in the spool record (see `record`).
     #[serde(skip)]
     pub body: Bytes,
+    /// An event's words, which its metric counts it by; `None` for a
+    /// quarantined payload. The spool record keeps them as the headers' text
+    /// only (the format the previous release reads), so `record` reads them
+    /// back from there.
+    #[serde(skip)]
+    pub words: Option<EventWords>,
+}
+
+/// The routing words of an event that its headers carry and
+/// `enate_bridge_events_published_total` is labelled by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWords {
+    pub process_type: Word,
+    pub status: Word,
+}
+
+impl EventWords {
+    /// The words of a message kept as text, e.g. read back from the spool. A
+    /// missing header reads as `unknown`.
+    pub fn from_headers(headers: &[(String, String)]) -> Self {
+        let word = |kind, name| {
+            let text = headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map_or("", |(_, value)| value.as_str());
+            Word::parse(kind, text)
+        };
+        Self {
+            process_type: word(EnumKind::ProcessType, "process_type"),
+            status: word(EnumKind::Status, "status"),
+        }
+    }
 }
 
 impl Outgoing {
     pub fn event(event: Event) -> Self {
+        let words = EventWords {
+            process_type: event.routing.process_type,
+            status: event.routing.status,
+        };
         Self {
             destination: Destination::Events,
             id: event.id,
@@ -64,12 +101,13 @@ impl Outgoing {
             timestamp: event.timestamp,
             headers: vec![
                 ("event".into(), event.routing.event.into()),
-                ("process_type".into(), event.routing.process_type.into()),
-                ("status".into(), event.routing.status.into()),
+                ("process_type".into(), words.process_type.as_str().into()),
+                ("status".into(), words.status.as_str().into()),
             ],
             content_type: Some(CLOUDEVENTS_CONTENT_TYPE.into()),
             routing_key: event.routing_key,
             body: event.body.into(),
+            words: Some(words),
         }
     }
 
@@ -94,15 +132,8 @@ impl Outgoing {
             ],
             content_type: content_type.filter(|c| c.len() <= 255).map(str::to_string),
             body: body.into(),
+            words: None,
         }
-    }
-
-    /// A header's value, e.g. the routing words of an event.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
     }
 
     /// The AMQP properties: persistent, `message_id` (the event id: it is also

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::message::Outgoing;
+use super::message::{Destination, EventWords, Outgoing};
 
 /// The header line as written. `spooled_at_ms` is for people reading the spool
 /// with other tools, and for the previous release, which requires it (a
@@ -51,13 +51,16 @@ pub fn decode(record: &[u8]) -> Result<Outgoing, DecodeError> {
         serde_json::from_slice(&record[..newline]).map_err(DecodeError::Header)?;
     let mut message = header.message;
     message.body = bytes::Bytes::copy_from_slice(&record[newline + 1..]);
+    if message.destination == Destination::Events {
+        message.words = Some(EventWords::from_headers(&message.headers));
+    }
     Ok(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{delivery::message::Destination, webhook::Webhook};
+    use crate::webhook::Webhook;
 
     #[test]
     fn a_record_round_trips_with_its_exact_body() {
@@ -72,6 +75,39 @@ mod tests {
         let decoded = decode(&encode(&message)).unwrap();
         assert_eq!(decoded, message);
         assert_eq!(decoded.destination, Destination::Quarantine);
+    }
+
+    #[test]
+    fn an_event_reads_back_with_the_words_it_is_counted_by() {
+        use crate::{
+            event::Event,
+            normalize::enums::{EnumKind, Word},
+            routing::RoutingValues,
+        };
+        let word = Word::parse;
+        let message = Outgoing::event(Event {
+            id: uuid::Uuid::from_u128(8),
+            webhook: Webhook::PacketUpdated,
+            routing: RoutingValues {
+                event: "packet_updated",
+                process_type: word(EnumKind::ProcessType, "ticket"),
+                status: word(EnumKind::Status, "resolved"),
+                rag_status: Word::none(EnumKind::RagStatus),
+                communication_type: Word::none(EnumKind::CommunicationType),
+                started_by_method: Word::none(EnumKind::StartedByMethod),
+            },
+            routing_key: "packet_updated.ticket.resolved".into(),
+            timestamp: 1_700_000_000,
+            body: b"{}".to_vec(),
+        });
+        let decoded = decode(&encode(&message)).unwrap();
+        assert_eq!(decoded, message);
+        assert_eq!(
+            decoded
+                .words
+                .map(|words| (words.process_type.as_str(), words.status.as_str())),
+            Some(("ticket", "resolved"))
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Enate's enumerations: codes, the snake_case names workers see, and the
 //! lenient parsing Enate's payloads need (integers, numeric strings, or names
 //! in any casing and separator). Enate adds values over releases, so a code
-//! outside the table is kept as data (`unknown`), never an error.
+//! outside the table is kept as data (`unknown`), never an error. The tables
+//! are also the only list of the routing words ([`Word`]).
 
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ pub enum EnumKind {
 }
 
 impl EnumKind {
-    pub fn table(self) -> &'static [(i64, &'static str)] {
+    pub const fn table(self) -> &'static [(i64, &'static str)] {
         match self {
             EnumKind::ProcessType => &[(1, "case"), (2, "ticket"), (3, "action")],
             EnumKind::Status => &[
@@ -60,6 +61,70 @@ impl EnumKind {
     }
 }
 
+/// A routing word of one enumeration, typed: a name of its table, `none` (the
+/// field was absent) or `unknown` (a code or name outside the table). Metrics
+/// index their series by its slot and headers and routing keys print it, so no
+/// one looks a word up in a second list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word {
+    kind: EnumKind,
+    /// The table's names by position, then `none`, then `unknown`.
+    slot: usize,
+}
+
+impl Word {
+    /// How many words `kind` has: its table's names, `none` and `unknown`.
+    pub const fn count(kind: EnumKind) -> usize {
+        kind.table().len() + 2
+    }
+
+    pub const fn none(kind: EnumKind) -> Self {
+        Self {
+            kind,
+            slot: kind.table().len(),
+        }
+    }
+
+    pub const fn unknown(kind: EnumKind) -> Self {
+        Self {
+            kind,
+            slot: kind.table().len() + 1,
+        }
+    }
+
+    /// The word of a normalized field (a name [`parse_enum`] gave, or absent).
+    pub fn of(kind: EnumKind, name: Option<&str>) -> Self {
+        name.map_or(Self::none(kind), |name| Self::parse(kind, name))
+    }
+
+    /// The word `text` spells; `unknown` if it spells none. For words kept as
+    /// text, e.g. in a spool record's headers.
+    pub fn parse(kind: EnumKind, text: &str) -> Self {
+        match kind.table().iter().position(|(_, name)| *name == text) {
+            Some(slot) => Self { kind, slot },
+            None if text == NONE => Self::none(kind),
+            None => Self::unknown(kind),
+        }
+    }
+
+    pub fn kind(self) -> EnumKind {
+        self.kind
+    }
+
+    /// Its position among the [`Word::count`] words of its kind.
+    pub fn slot(self) -> usize {
+        self.slot
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self.kind.table().get(self.slot) {
+            Some((_, name)) => name,
+            None if self.slot == self.kind.table().len() => NONE,
+            None => UNKNOWN,
+        }
+    }
+}
+
 /// A parsed enumeration value: the name workers route on and the code Enate sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnumValue {
@@ -70,6 +135,8 @@ pub struct EnumValue {
 }
 
 pub const UNKNOWN: &str = "unknown";
+/// The routing word for an absent field.
+pub const NONE: &str = "none";
 
 /// What became of an enumeration field.
 #[derive(Debug, PartialEq, Eq)]
@@ -307,6 +374,18 @@ mod tests {
                 code: None
             })
         );
+    }
+
+    #[test]
+    fn every_word_reads_back_from_its_text_at_its_slot() {
+        for kind in ALL {
+            for slot in 0..Word::count(kind) {
+                let word = Word { kind, slot };
+                assert_eq!(Word::parse(kind, word.as_str()), word, "{kind:?} {slot}");
+            }
+            assert_eq!(Word::of(kind, None).as_str(), NONE);
+            assert_eq!(Word::parse(kind, "escalated").as_str(), UNKNOWN);
+        }
     }
 
     #[test]

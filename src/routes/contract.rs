@@ -351,8 +351,8 @@ mod tests {
         assert_eq!(&published, payload, "{name}: the payload");
         let headers: Map<String, Value> = [
             ("event", event.routing.event),
-            ("process_type", event.routing.process_type),
-            ("status", event.routing.status),
+            ("process_type", event.routing.process_type.as_str()),
+            ("status", event.routing.status.as_str()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value.into()))

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header::CONTENT_TYPE, web};
 use jiff::Timestamp;
 use serde::Serialize;
+use tokio::sync::SemaphorePermit;
 use uuid::Uuid;
 
 use super::{body::read_body, rejection::Rejection, state::AppState};
@@ -20,37 +21,20 @@ use crate::{
     config::InvalidPayloadPolicy,
     delivery::{Outgoing, Safe},
     event::event_id,
-    metrics::Outcome,
-    payload::{InvalidPayload, SplitError, split_body_at_most},
+    outcome::Outcome,
+    payload::{InvalidPayload, RawObject, SplitError, split_body_at_most},
     webhook::Webhook,
 };
 
 /// The 200 answer: the events are safe.
 #[derive(Serialize)]
 struct Accepted {
-    status: &'static str,
+    #[serde(rename = "status")]
+    outcome: Outcome,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     event_ids: Vec<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
-    #[serde(skip)]
-    outcome: Outcome,
-}
-
-impl Accepted {
-    fn new(
-        status: &'static str,
-        outcome: Outcome,
-        event_ids: Vec<Uuid>,
-        reason: Option<String>,
-    ) -> Self {
-        Self {
-            status,
-            event_ids,
-            reason,
-            outcome,
-        }
-    }
 }
 
 pub async fn receive_webhook(
@@ -83,7 +67,7 @@ pub async fn receive_webhook(
             webhook = webhook.map_or("unknown", Webhook::enate_name),
             events = event_ids.len(),
             event_ids = ?&event_ids[..event_ids.len().min(LOGGED_EVENT_IDS)],
-            outcome = outcome.label(),
+            outcome = outcome.word(),
             status = response.status().as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "webhook handled"
@@ -112,6 +96,7 @@ fn is_refusal(outcome: Outcome) -> bool {
     )
 }
 
+/// The request's steps, in the order the module comment gives.
 async fn handle(
     webhook: Webhook,
     request: &HttpRequest,
@@ -119,90 +104,179 @@ async fn handle(
     state: &AppState,
 ) -> Result<Accepted, Rejection> {
     let received = Timestamp::now();
-    if !state.auth.is_authentic(request.headers()) {
-        return Err(Rejection::Unauthorized {
-            header: state.auth.header_name().to_string(),
-        });
-    }
+    authenticate(request, state)?;
     // Its bytes count against the body budget until the answer.
     let held = read_body(request, payload, state.body_limits, &state.body_budget).await?;
     // Held until the answer: bounds the parsing and publishing done at once.
-    let Ok(_permit) = state.admission.try_acquire() else {
-        return Err(Rejection::Overloaded);
-    };
-    let body = &held.bytes;
+    let _permit = admit(state)?;
+    let built = build_or_quarantine(webhook, request, &held.bytes, received, state)?;
+    let fresh = drop_duplicates(built.messages, state);
+    if fresh.messages.is_empty() {
+        return Ok(Accepted {
+            outcome: Outcome::Duplicate,
+            event_ids: fresh.event_ids,
+            reason: None,
+        });
+    }
+    let safe = deliver(&fresh.messages, state).await?;
+    Ok(answer(built.quarantined, safe, fresh.event_ids))
+}
+
+fn authenticate(request: &HttpRequest, state: &AppState) -> Result<(), Rejection> {
+    if state.auth.is_authentic(request.headers()) {
+        Ok(())
+    } else {
+        Err(Rejection::Unauthorized {
+            header: state.auth.header_name().to_string(),
+        })
+    }
+}
+
+/// An admission slot, or 503 at once: waiting for one would hold the body's
+/// bytes and the sender's connection while the bridge is already saturated.
+fn admit(state: &AppState) -> Result<SemaphorePermit<'_>, Rejection> {
+    state
+        .admission
+        .try_acquire()
+        .map_err(|_| Rejection::Overloaded)
+}
+
+/// What the body became: its events, or the body itself kept for quarantine.
+struct Built {
+    messages: Vec<Outgoing>,
+    /// Why the body could not become events, when it is quarantined instead.
+    quarantined: Option<String>,
+}
+
+/// The body split into objects and each made an event; a body that cannot be,
+/// quarantined or refused as `server.invalid_payload` says.
+fn build_or_quarantine(
+    webhook: Webhook,
+    request: &HttpRequest,
+    body: &[u8],
+    received: Timestamp,
+    state: &AppState,
+) -> Result<Built, Rejection> {
     let events = match split_body_at_most(body, state.max_events_per_request) {
         Err(SplitError::TooManyEvents { max }) => return Err(Rejection::TooManyEvents { max }),
         Err(SplitError::Invalid(invalid)) => Err(invalid),
-        Ok(objects) => objects
-            .into_iter()
-            .map(|raw| {
-                state
-                    .events
-                    .build(webhook, raw, received)
-                    .map(Outgoing::event)
-            })
-            .collect::<Result<Vec<_>, _>>(),
+        Ok(objects) => build_events(webhook, objects, received, state),
     };
-    let (messages, quarantine_reason) = match events {
-        Ok(messages) => (messages, None),
-        Err(InvalidPayload(reason)) => match state.invalid_payload {
-            InvalidPayloadPolicy::Reject => return Err(Rejection::Invalid(reason)),
-            InvalidPayloadPolicy::Quarantine => {
-                let content_type = request
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .and_then(|value| value.to_str().ok());
-                let message = Outgoing::quarantined(
-                    event_id(webhook, body),
-                    webhook,
-                    &reason,
-                    body.to_vec(),
-                    content_type,
-                    received.as_second().max(0) as u64,
-                );
-                (vec![message], Some(reason))
-            }
-        },
-    };
-    // Identical objects in one request are one event: the same id, published once.
+    match (events, state.invalid_payload) {
+        (Ok(messages), _) => Ok(Built {
+            messages,
+            quarantined: None,
+        }),
+        (Err(InvalidPayload(reason)), InvalidPayloadPolicy::Reject) => {
+            Err(Rejection::Invalid(reason))
+        }
+        (Err(InvalidPayload(reason)), InvalidPayloadPolicy::Quarantine) => {
+            Ok(quarantine(reason, webhook, request, body, received))
+        }
+    }
+}
+
+/// Every object becomes an event, or the body is invalid as a whole: a request
+/// is never half published.
+fn build_events(
+    webhook: Webhook,
+    objects: Vec<RawObject<'_>>,
+    received: Timestamp,
+    state: &AppState,
+) -> Result<Vec<Outgoing>, InvalidPayload> {
+    objects
+        .into_iter()
+        .map(|raw| {
+            state
+                .events
+                .build(webhook, raw, received)
+                .map(Outgoing::event)
+        })
+        .collect()
+}
+
+/// The body kept exactly as received, for the quarantine exchange (answered
+/// 200 once it is safe, like an event).
+fn quarantine(
+    reason: String,
+    webhook: Webhook,
+    request: &HttpRequest,
+    body: &[u8],
+    received: Timestamp,
+) -> Built {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let message = Outgoing::quarantined(
+        event_id(webhook, body),
+        webhook,
+        &reason,
+        body.to_vec(),
+        content_type,
+        received.as_second().max(0) as u64,
+    );
+    Built {
+        messages: vec![message],
+        quarantined: Some(reason),
+    }
+}
+
+/// The messages still to deliver, and the ids the answer names.
+struct Fresh {
+    messages: Vec<Outgoing>,
+    /// Every distinct event of the request, delivered before or not.
+    event_ids: Vec<Uuid>,
+}
+
+/// Identical objects in one request are one event (the same id, published
+/// once), and an event seen within the dedup window is not published again.
+fn drop_duplicates(messages: Vec<Outgoing>, state: &AppState) -> Fresh {
     let received_count = messages.len();
     let mut ids = HashSet::with_capacity(received_count);
     let messages: Vec<Outgoing> = messages
         .into_iter()
         .filter(|message| ids.insert(message.id))
         .collect();
-    let event_ids: Vec<Uuid> = messages.iter().map(|message| message.id).collect();
-
-    let fresh: Vec<Outgoing> = messages
+    let event_ids = messages.iter().map(|message| message.id).collect();
+    let messages: Vec<Outgoing> = messages
         .into_iter()
         .filter(|message| !state.dedup.is_duplicate(&message.id))
         .collect();
-    let duplicates = received_count - fresh.len();
-    state.metrics.duplicates.inc_by(duplicates as u64);
-    if fresh.is_empty() {
-        return Ok(Accepted::new(
-            "duplicate",
-            Outcome::Duplicate,
-            event_ids,
-            None,
-        ));
+    state
+        .metrics
+        .count_duplicates((received_count - messages.len()) as u64);
+    Fresh {
+        messages,
+        event_ids,
     }
+}
 
+/// Confirmed or spooled; only then are the ids remembered as seen, so a
+/// request that failed is published when Enate retries it.
+async fn deliver(messages: &[Outgoing], state: &AppState) -> Result<Safe, Rejection> {
     let safe = state
         .delivery
-        .deliver(&fresh)
+        .deliver(messages)
         .await
         .map_err(Rejection::Unavailable)?;
-    state.dedup.remember(fresh.iter().map(|message| message.id));
-    Ok(match (quarantine_reason, safe) {
-        (Some(reason), _) => Accepted::new(
-            "quarantined",
-            Outcome::Quarantined,
-            Vec::new(),
-            Some(reason),
-        ),
-        (None, Safe::Published) => Accepted::new("published", Outcome::Published, event_ids, None),
-        (None, Safe::Spooled) => Accepted::new("spooled", Outcome::Spooled, event_ids, None),
-    })
+    state
+        .dedup
+        .remember(messages.iter().map(|message| message.id));
+    Ok(safe)
+}
+
+/// The 200 for a request whose messages are safe. A quarantined body names no
+/// event ids: it became no event.
+fn answer(quarantined: Option<String>, safe: Safe, event_ids: Vec<Uuid>) -> Accepted {
+    let (outcome, event_ids) = match (&quarantined, safe) {
+        (Some(_), _) => (Outcome::Quarantined, Vec::new()),
+        (None, Safe::Published) => (Outcome::Published, event_ids),
+        (None, Safe::Spooled) => (Outcome::Spooled, event_ids),
+    };
+    Accepted {
+        outcome,
+        event_ids,
+        reason: quarantined,
+    }
 }

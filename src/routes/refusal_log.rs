@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::metrics::Outcome;
+use crate::outcome::Outcome;
 
 /// Lines logged per outcome and window before the rest are only counted.
 pub const LINES_PER_WINDOW: u32 = 5;
@@ -103,7 +103,7 @@ impl RefusalLog {
 
 fn write_summary(outcome: Outcome, left_out: u64) {
     tracing::info!(
-        outcome = outcome.label(),
+        outcome = outcome.word(),
         not_logged = left_out,
         window_secs = WINDOW.as_secs(),
         "refused webhook requests not logged one by one (enate_bridge_webhooks_total counts them all)"

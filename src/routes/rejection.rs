@@ -1,5 +1,5 @@
 //! Every way a webhook request can be refused, and the single place where each
-//! becomes an HTTP status and a JSON body. Bodies carry a short reason, never an
+//! becomes an outcome (its status word and HTTP status) and a JSON body. Bodies carry a short reason, never an
 //! internal error text and never a secret.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::{
     delivery::{DeliveryError, failure_reason},
-    metrics::Outcome,
+    outcome::Outcome,
     spool::SpoolError,
     webhook::Webhook,
 };
@@ -66,65 +66,50 @@ impl Rejection {
     }
 }
 
+impl Rejection {
+    /// The answer's `reason`: what was wrong, in words a sender can act on.
+    fn reason(&self) -> String {
+        match self {
+            Rejection::UnknownWebhook => {
+                "the path names no Enate webhook; POST to /webhooks/{webhook}".into()
+            }
+            Rejection::Unauthorized { header } => format!("missing or wrong {header} header"),
+            Rejection::TooLarge { limit } => format!("the body is larger than {limit} bytes"),
+            Rejection::Aborted => "the body could not be read to its end".into(),
+            Rejection::BodyTimeout { timeout } => format!(
+                "the body did not arrive whole within {} seconds",
+                timeout.as_secs()
+            ),
+            Rejection::TooManyEvents { max } => {
+                format!("the body holds more than {max} objects; send at most {max} per request")
+            }
+            Rejection::Invalid(reason) => reason.clone(),
+            Rejection::Unavailable(DeliveryError::Unconfirmed(error)) => format!(
+                "RabbitMQ did not confirm the event ({}); retry later",
+                failure_reason(error).label()
+            ),
+            Rejection::Unavailable(DeliveryError::Spool(error)) => format!(
+                "RabbitMQ did not confirm the event and the spool cannot keep it ({}); retry later",
+                spool_reason(error)
+            ),
+            Rejection::Overloaded => "too many requests in flight; retry later".into(),
+        }
+    }
+}
+
 impl ResponseError for Rejection {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Rejection::UnknownWebhook => StatusCode::NOT_FOUND,
-            Rejection::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Rejection::TooLarge { .. } | Rejection::TooManyEvents { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Rejection::Aborted => StatusCode::BAD_REQUEST,
-            Rejection::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Rejection::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Rejection::Unavailable(_) | Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.outcome().http_status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            Rejection::UnknownWebhook => json!({
-                "status": "unknown_webhook",
-                "reason": "the path names no Enate webhook; POST to /webhooks/{webhook}",
-                "valid_webhooks": Webhook::ALL.map(Webhook::enate_name),
-            }),
-            Rejection::Unauthorized { header } => json!({
-                "status": "unauthorized",
-                "reason": format!("missing or wrong {header} header"),
-            }),
-            Rejection::TooLarge { limit } => json!({
-                "status": "too_large",
-                "reason": format!("the body is larger than {limit} bytes"),
-            }),
-            Rejection::Aborted => json!({
-                "status": "aborted",
-                "reason": "the body could not be read to its end",
-            }),
-            Rejection::BodyTimeout { timeout } => json!({
-                "status": "timeout",
-                "reason": format!("the body did not arrive whole within {} seconds", timeout.as_secs()),
-            }),
-            Rejection::TooManyEvents { max } => json!({
-                "status": "too_many_events",
-                "reason": format!("the body holds more than {max} objects; send at most {max} per request"),
-            }),
-            Rejection::Invalid(reason) => json!({
-                "status": "invalid",
-                "reason": reason,
-            }),
-            Rejection::Unavailable(DeliveryError::Unconfirmed(error)) => json!({
-                "status": "unavailable",
-                "reason": format!("RabbitMQ did not confirm the event ({}); retry later", failure_reason(error).label()),
-            }),
-            Rejection::Unavailable(DeliveryError::Spool(error)) => json!({
-                "status": "unavailable",
-                "reason": format!("RabbitMQ did not confirm the event and the spool cannot keep it ({}); retry later", spool_reason(error)),
-            }),
-            Rejection::Overloaded => json!({
-                "status": "overloaded",
-                "reason": "too many requests in flight; retry later",
-            }),
-        };
+        let mut body = json!({
+            "status": self.outcome(),
+            "reason": self.reason(),
+        });
+        if let Rejection::UnknownWebhook = self {
+            body["valid_webhooks"] = json!(Webhook::ALL.map(Webhook::enate_name));
+        }
         let mut response = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
