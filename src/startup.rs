@@ -120,7 +120,9 @@ impl Application {
     /// stops accepting, requests in flight finish (confirmed or spooled, within
     /// server.shutdown_timeout_secs), the spool's forwarder stops, the AMQP
     /// connection is closed cleanly, the spool is closed, and every background
-    /// task is waited for (within server.shutdown_timeout_secs again).
+    /// task is waited for, within what is left of that same timeout (at least
+    /// a second): one budget for the whole stop, so it ends inside a container
+    /// runtime's grace period (compose: 45 s for the default 30).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let ingress_handle = self.ingress.handle();
         let admin_handle = self.admin.handle();
@@ -132,6 +134,7 @@ impl Application {
             result = &mut admin => return Err(server_ended("admin", result)),
         }
         tracing::info!("shutting down: finishing requests in flight");
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         self.shutdown.intake.cancel();
         ingress_handle.stop(true).await;
         let _ = ingress.await;
@@ -146,7 +149,8 @@ impl Application {
         }
         admin_handle.stop(true).await;
         let _ = admin.await;
-        self.shutdown.finish(self.shutdown_timeout).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.shutdown.finish(left.max(Duration::from_secs(1))).await;
         tracing::info!("stopped");
         Ok(())
     }
