@@ -1,6 +1,8 @@
 //! Logging: JSON lines (or plain text) to standard output, filtered by
 //! `log.level`, or by RUST_LOG when it is set.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
@@ -12,8 +14,11 @@ pub fn init(settings: &LogSettings) {
         .unwrap_or_else(|| settings.level.clone());
     let filter = EnvFilter::try_new(with_quiet_dependencies(&directives))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: escape codes in a file or a
+    // pipe (a container's log, `| grep`) are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_writer(std::io::stdout);
     // A second init (tests build several applications) keeps the first subscriber.
     let _ = match settings.format {

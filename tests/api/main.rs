@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_payloads;
 mod ingress;
 mod last_event;
+mod logs;
 mod publishing;
 mod sample;
 mod shutdown;
