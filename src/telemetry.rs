@@ -39,10 +39,13 @@ pub fn init(settings: &LogSettings) {
 /// - actix-http's connection dispatcher logs "stream error" for every malformed
 ///   or timed-out request from a client (a bad request line, headers too large,
 ///   a header timeout): the sender's fault, already answered 400/408/431, and a
-///   flood of them is a flood of ERROR lines.
-const QUIET_DEPENDENCIES: [(&str, &str); 2] = [
+///   flood of them is a flood of ERROR lines;
+/// - actix-server announces its workers and services at INFO (six lines at
+///   every start), which the bridge's own "enate-bridge listening" line says.
+const QUIET_DEPENDENCIES: [(&str, &str); 3] = [
     ("lapin", "lapin=off"),
     ("actix_http", "actix_http::h1::dispatcher=off"),
+    ("actix_server", "actix_server=warn"),
 ];
 
 fn with_quiet_dependencies(directives: &str) -> String {

@@ -112,11 +112,7 @@ async fn handle(
     let built = build_or_quarantine(webhook, request, &held.bytes, received, state)?;
     let fresh = drop_duplicates(built.messages, state);
     if fresh.messages.is_empty() {
-        return Ok(Accepted {
-            outcome: Outcome::Duplicate,
-            event_ids: fresh.event_ids,
-            reason: None,
-        });
+        return Ok(already_safe(built.quarantined, fresh.event_ids));
     }
     let safe = deliver(&fresh.messages, state).await?;
     Ok(answer(built.quarantined, safe, fresh.event_ids))
@@ -268,6 +264,24 @@ async fn deliver(messages: &[Outgoing], state: &AppState) -> Result<Safe, Reject
 
 /// The 200 for a request whose messages are safe. A quarantined body names no
 /// event ids: it became no event.
+/// Nothing left to deliver: all of it was made safe within the dedup window.
+/// A body that was quarantined gets the answer it got the first time, since
+/// the id of its quarantine message names no event.
+fn already_safe(quarantined: Option<String>, event_ids: Vec<Uuid>) -> Accepted {
+    match quarantined {
+        Some(reason) => Accepted {
+            outcome: Outcome::Quarantined,
+            event_ids: Vec::new(),
+            reason: Some(reason),
+        },
+        None => Accepted {
+            outcome: Outcome::Duplicate,
+            event_ids,
+            reason: None,
+        },
+    }
+}
+
 fn answer(quarantined: Option<String>, safe: Safe, event_ids: Vec<Uuid>) -> Accepted {
     let (outcome, event_ids) = match (&quarantined, safe) {
         (Some(_), _) => (Outcome::Quarantined, Vec::new()),

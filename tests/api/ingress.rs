@@ -10,7 +10,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{SECRET, header, spawn_app, spawn_app_with, webhooks_total};
+use crate::helpers::{SECRET, header, metric_value, spawn_app, spawn_app_with, webhooks_total};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_the_right_secret_get_401_and_publish_nothing() {
@@ -211,6 +211,31 @@ async fn invalid_payloads_are_quarantined_as_received_with_their_reason() {
     assert_eq!(
         webhooks_total(&metrics, "NewCommunication", "quarantined"),
         5.0
+    );
+}
+
+/// Enate sends duplicates: a quarantined body sent again is answered as the
+/// first time (no event ids, which would name no event) and kept once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_body_sent_twice_gets_the_same_answer_and_is_kept_once() {
+    let app = spawn_app().await;
+    let quarantine = app.queue(&app.quarantine).await;
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = app.post_webhook("NewCommunication", "not json").await;
+        assert_eq!(response.status(), 200);
+        answers.push(response.json::<Value>().await.unwrap());
+    }
+    assert_eq!(answers[0]["status"], "quarantined", "{}", answers[0]);
+    assert_eq!(answers[0], answers[1], "the same answer twice");
+    assert!(answers[1].get("event_ids").is_none(), "{}", answers[1]);
+    assert_eq!(quarantine.next().await.data, b"not json");
+    quarantine.assert_empty().await;
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "enate_bridge_duplicates_total"),
+        1.0,
+        "the second one is counted as a duplicate"
     );
 }
 

@@ -53,5 +53,9 @@ async fn text_logs_into_a_pipe_carry_no_colour_codes() {
         log.iter().all(|line| !line.contains('\u{1b}')),
         "no escape codes: {log:?}"
     );
+    assert!(
+        log.iter().all(|line| !line.contains("actix_server")),
+        "the web server's own start-up lines are left out: {log:?}"
+    );
     bridge.kill().await.unwrap();
 }
