@@ -21,12 +21,16 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::{redact::redact_url, routing::RoutingKeyTemplate};
 
 mod enate;
+mod secrets;
 mod values;
 pub use enate::{
     EnateAuthMethod, EnateAuthSettings, EnateConfigError, EnateSettings, SubscriptionEntry,
     normalize_url,
 };
+pub use secrets::{EmptySecret, Secret};
 pub use values::{HeaderSetting, ListenAddress, TimeZoneSetting};
+
+use secrets::{ListItem, redact_all, secret_list};
 
 const ENV_PREFIX: &str = "ENATE_BRIDGE";
 /// Keys whose environment value is a comma-separated list.
@@ -78,7 +82,7 @@ pub struct AdminSettings {
 pub struct AuthSettings {
     pub header: HeaderSetting,
     #[serde(serialize_with = "redact_all", deserialize_with = "secret_list")]
-    pub secrets: Vec<SecretString>,
+    pub secrets: Vec<Secret>,
     pub allow_unauthenticated: bool,
 }
 
@@ -405,14 +409,6 @@ impl Settings {
         if self.server.max_events_per_request == 0 {
             invalid!("server.max_events_per_request must be greater than 0");
         }
-        if let Some(index) = self
-            .auth
-            .secrets
-            .iter()
-            .position(|s| s.expose_secret().trim().is_empty())
-        {
-            invalid!("auth.secrets[{index}] is empty (secrets are trimmed before comparing)");
-        }
         if self.amqp.urls.is_empty() {
             invalid!("amqp.urls is empty: give at least one broker URL");
         }
@@ -517,102 +513,13 @@ fn dot_after_index(text: &str) -> String {
     fixed
 }
 
-/// `auth.secrets` and `amqp.urls`: a list of strings, or one string of
-/// comma-separated items (as the environment gives them, and as people write
-/// them in TOML by mistake). A wrong type is refused without the value in the
-/// message: serde's own message would quote it, secret and all.
-fn secret_list<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<SecretString>, D::Error> {
-    deserializer.deserialize_any(SecretListVisitor)
-}
-
-const NOT_A_SECRET_LIST: &str = "expected a list of strings, or one string of comma-separated items (the value is not shown: it may be a secret)";
-
-struct SecretListVisitor;
-
-impl<'de> serde::de::Visitor<'de> for SecretListVisitor {
-    type Value = Vec<SecretString>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(NOT_A_SECRET_LIST)
+/// Until `amqp.urls` has a type of its own: the text as given.
+impl ListItem for SecretString {
+    const KEY: &'static str = "amqp.urls";
+    type Error = std::convert::Infallible;
+    fn from_text(text: &str) -> Result<Self, Self::Error> {
+        Ok(SecretString::from(text))
     }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(SecretString::from)
-            .collect())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(SecretItem(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(items)
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(serde::de::Error::custom(NOT_A_SECRET_LIST))
-    }
-}
-
-/// One item of a secret list: text, or a number taken as its digits.
-struct SecretItem(SecretString);
-
-impl<'de> Deserialize<'de> for SecretItem {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemVisitor;
-        impl serde::de::Visitor<'_> for ItemVisitor {
-            type Value = SecretItem;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string (the value is not shown: it may be a secret)")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretItem, E> {
-                Ok(SecretItem(SecretString::from(text)))
-            }
-            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<SecretItem, E> {
-                Ok(SecretItem(SecretString::from(number.to_string())))
-            }
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<SecretItem, E> {
-                Ok(SecretItem(SecretString::from(number.to_string())))
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretItem, E> {
-                Err(E::custom(
-                    "expected a string (the value is not shown: it may be a secret)",
-                ))
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretItem, E> {
-                Err(E::custom(
-                    "expected a string (the value is not shown: it may be a secret)",
-                ))
-            }
-        }
-        deserializer.deserialize_any(ItemVisitor)
-    }
-}
-
-fn redact_all<S: Serializer>(secrets: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(secrets.iter().map(|_| "[redacted]"))
 }
 
 fn redact_url_passwords<S: Serializer>(urls: &[SecretString], s: S) -> Result<S::Ok, S::Error> {

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::{EnateAuthMethod, EnateSettings};
+use crate::config::{EnateAuthMethod, EnateSettings, Secret};
 use crate::enate_api::{
     self, LIST_PATH, NewSubscription, SUBSCRIBE_PATH, Subscription, UNSUBSCRIBE_GUID_PARAMETER,
     UNSUBSCRIBE_PATH,
@@ -167,7 +167,7 @@ struct Redactor {
 }
 
 impl Redactor {
-    fn add(&mut self, secret: &SecretString) {
+    fn add(&mut self, secret: &impl ExposeSecret<str>) {
         let trimmed = secret.expose_secret().trim();
         if trimmed.len() < 4 {
             return;
@@ -229,10 +229,7 @@ impl EnateClient {
     /// Reads the credentials (and fetches a token with client credentials).
     /// `hide` are further secrets that must never appear in an error: the
     /// webhook secrets.
-    pub async fn connect(
-        settings: &EnateSettings,
-        hide: &[SecretString],
-    ) -> Result<Self, EnateError> {
+    pub async fn connect(settings: &EnateSettings, hide: &[Secret]) -> Result<Self, EnateError> {
         if settings.api_url.is_empty() {
             return Err(EnateError::Setup(
                 "enate.api_url is not set: give the Enate Web API's base URL in [enate] (see config/example.toml)".into(),

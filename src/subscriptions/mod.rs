@@ -21,7 +21,6 @@ pub use plan::{Action, Desired, Expected, Plan, Row, points_at_bridge};
 
 use std::process::ExitCode;
 
-use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::{config::Settings, enate_api};
@@ -97,16 +96,10 @@ async fn execute(
                 .into(),
         ));
     }
-    // auth.secrets, as the bridge compares them: trimmed.
-    let secrets: Vec<SecretString> = settings
-        .auth
-        .secrets
-        .iter()
-        .map(|secret| SecretString::from(secret.expose_secret().trim()))
-        .collect();
+    let secrets = &settings.auth.secrets;
     let expected = Expected {
         header: settings.auth.header.as_str(),
-        secrets: &secrets,
+        secrets,
     };
     let needs_desired = matches!(
         command,
@@ -127,7 +120,7 @@ async fn execute(
             ));
         }
     }
-    let client = EnateClient::connect(enate, &secrets).await?;
+    let client = EnateClient::connect(enate, secrets).await?;
     let existing = client.list().await?;
     let desired = Desired::from_settings(enate);
     match command {
