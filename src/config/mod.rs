@@ -10,15 +10,14 @@
 //!
 //! This module depends on no module of the bridge above it.
 
-use std::{
-    path::{Path, PathBuf},
-    str::FromStr,
-};
+use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{redact::redact_url, routing::RoutingKeyTemplate};
+use crate::{
+    amqp::{AmqpUrl, NotAnAmqpUrl},
+    routing::RoutingKeyTemplate,
+};
 
 mod enate;
 mod secrets;
@@ -93,7 +92,7 @@ pub struct AmqpSettings {
         serialize_with = "redact_url_passwords",
         deserialize_with = "secret_list"
     )]
-    pub urls: Vec<SecretString>,
+    pub urls: Vec<AmqpUrl>,
     pub exchange: String,
     pub routing_key: RoutingKeyTemplate,
     pub declare_topology: bool,
@@ -216,7 +215,11 @@ impl Default for AuthSettings {
 impl Default for AmqpSettings {
     fn default() -> Self {
         Self {
-            urls: vec![SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f")],
+            urls: vec![
+                "amqp://guest:guest@127.0.0.1:5672/%2f"
+                    .parse()
+                    .expect("the default is valid"),
+            ],
             exchange: "enate".into(),
             routing_key: RoutingKeyTemplate::parse("{event}.{process_type}.{status}")
                 .expect("the default is valid"),
@@ -412,14 +415,6 @@ impl Settings {
         if self.amqp.urls.is_empty() {
             invalid!("amqp.urls is empty: give at least one broker URL");
         }
-        for (index, url) in self.amqp.urls.iter().enumerate() {
-            if let Err(reason) = lapin::uri::AMQPUri::from_str(url.expose_secret()) {
-                invalid!(
-                    "amqp.urls[{index}] ({}) is not an AMQP URL: {reason}",
-                    redact_url(url.expose_secret())
-                );
-            }
-        }
         for (key, name) in [
             ("amqp.exchange", &self.amqp.exchange),
             ("amqp.quarantine_exchange", &self.amqp.quarantine_exchange),
@@ -513,22 +508,22 @@ fn dot_after_index(text: &str) -> String {
     fixed
 }
 
-/// Until `amqp.urls` has a type of its own: the text as given.
-impl ListItem for SecretString {
+impl ListItem for AmqpUrl {
     const KEY: &'static str = "amqp.urls";
-    type Error = std::convert::Infallible;
-    fn from_text(text: &str) -> Result<Self, Self::Error> {
-        Ok(SecretString::from(text))
+    type Error = NotAnAmqpUrl;
+    fn from_text(text: &str) -> Result<Self, NotAnAmqpUrl> {
+        text.parse()
     }
 }
 
-fn redact_url_passwords<S: Serializer>(urls: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(urls.iter().map(|u| redact_url(u.expose_secret())))
+fn redact_url_passwords<S: Serializer>(urls: &[AmqpUrl], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(AmqpUrl::shown))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
