@@ -218,7 +218,8 @@ impl Redactor {
 
 pub struct EnateClient {
     http: reqwest::Client,
-    api_url: String,
+    /// `enate.api_url`, to which the paths of Enate's API are appended.
+    api_url: Url,
     token: SecretString,
     timeout: Duration,
     retries: u32,
@@ -229,12 +230,11 @@ impl EnateClient {
     /// Reads the credentials (and fetches a token with client credentials).
     /// `hide` are further secrets that must never appear in an error: the
     /// webhook secrets.
-    pub async fn connect(settings: &EnateSettings, hide: &[Secret]) -> Result<Self, EnateError> {
-        if settings.api_url.is_empty() {
-            return Err(EnateError::Setup(
-                "enate.api_url is not set: give the Enate Web API's base URL in [enate] (see config/example.toml)".into(),
-            ));
-        }
+    pub async fn connect(
+        settings: &EnateSettings,
+        api_url: &Url,
+        hide: &[Secret],
+    ) -> Result<Self, EnateError> {
         let timeout = Duration::from_secs(settings.request_timeout_secs);
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -244,7 +244,7 @@ impl EnateClient {
         hide.iter().for_each(|secret| redactor.add(secret));
         let mut client = Self {
             http,
-            api_url: settings.api_url.trim_end_matches('/').to_string(),
+            api_url: api_url.clone(),
             token: SecretString::from(""),
             timeout,
             retries: settings.retries,
@@ -317,9 +317,7 @@ impl EnateClient {
 
     /// Deletes a subscription; retried, since deleting twice does no harm.
     pub async fn unsubscribe(&self, guid: Uuid) -> Result<Unsubscribed, EnateError> {
-        let mut url = Url::parse(&self.url(UNSUBSCRIBE_PATH)).map_err(|error| {
-            EnateError::Setup(format!("enate.api_url does not make a URL: {error}"))
-        })?;
+        let mut url = self.url(UNSUBSCRIBE_PATH);
         url.query_pairs_mut()
             .append_pair(UNSUBSCRIBE_GUID_PARAMETER, &guid.hyphenated().to_string());
         let result = self
@@ -344,8 +342,14 @@ impl EnateClient {
         base + base.mul_f64(fastrand::f64() / 4.0)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.api_url)
+    /// `{api_url}/{path}`, whether or not `api_url` ends in `/`.
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.api_url.clone();
+        url.path_segments_mut()
+            .expect("an HTTP(S) URL, checked at load, has a path")
+            .pop_if_empty()
+            .extend(path.split('/'));
+        url
     }
 
     async fn fetch_token(
