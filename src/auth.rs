@@ -2,14 +2,16 @@
 //! CustomHeaderValue to every message; the value must be one of `auth.secrets`.
 
 use actix_web::http::header::{HeaderMap, HeaderName};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
 
 #[derive(Clone)]
 pub struct Authenticator {
     header: HeaderName,
-    /// Trimmed secrets. Empty only when unauthenticated access was asked for.
-    secrets: Vec<SecretString>,
+    /// Empty only when unauthenticated access was asked for.
+    secrets: Vec<Secret>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -22,15 +24,11 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// `header` was validated with the configuration; secrets are trimmed here
-    /// because Enate's own example value has a leading space.
-    pub fn new(header: HeaderName, secrets: &[SecretString]) -> Self {
+    /// `header` and `secrets` were checked (and the secrets trimmed) with the configuration.
+    pub fn new(header: HeaderName, secrets: &[Secret]) -> Self {
         Self {
             header,
-            secrets: secrets
-                .iter()
-                .map(|s| SecretString::from(s.expose_secret().trim()))
-                .collect(),
+            secrets: secrets.to_vec(),
         }
     }
 
@@ -63,7 +61,7 @@ mod tests {
     use actix_web::http::header::HeaderValue;
 
     fn authenticator(secrets: &[&str]) -> Authenticator {
-        let secrets: Vec<SecretString> = secrets.iter().map(|s| SecretString::from(*s)).collect();
+        let secrets: Vec<Secret> = secrets.iter().map(|s| s.parse().unwrap()).collect();
         Authenticator::new(HeaderName::from_static("x-enate-secret"), &secrets)
     }
 
@@ -110,7 +108,7 @@ mod tests {
     fn the_header_name_is_case_insensitive() {
         // HeaderName normalizes to lowercase; a configured "X-Enate-Secret" matches any casing.
         let header = HeaderName::try_from("X-Enate-Secret").unwrap();
-        let auth = Authenticator::new(header, &[SecretString::from("s")]);
+        let auth = Authenticator::new(header, &["s".parse().unwrap()]);
         assert!(auth.is_authentic(&headers(&[("x-enate-secret", "s")])));
     }
 

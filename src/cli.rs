@@ -113,7 +113,15 @@ pub fn run() -> ExitCode {
             url,
             count,
         } => crate::sample::run(&settings, webhook, url, count),
-        Command::Subscriptions { command } => crate::subscriptions::run(&settings, command),
+        Command::Subscriptions { command } => {
+            match settings.require_subscriptions(command.compares_with_config()) {
+                Ok(api_url) => crate::subscriptions::run(&settings, api_url, command),
+                Err(error) => {
+                    eprintln!("enate-bridge: invalid configuration: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -12,7 +12,6 @@
 //! waited a whole connect timeout (`amqp.confirm_timeout_ms`) for it.
 
 use std::{
-    str::FromStr,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -21,8 +20,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use lapin::{Connection, ConnectionProperties, ErrorKind, Event, uri::AMQPUri};
-use secrecy::{ExposeSecret, SecretString};
+use lapin::{Connection, ConnectionProperties, ErrorKind, Event};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
@@ -31,8 +29,8 @@ use super::{
     settings::BrokerSettings,
     topology::TopologyError,
     unavailable::{ConnectFailure, ConnectFailures, FailureKind, StartError, Unavailable},
+    url::AmqpUrl,
 };
-use crate::redact::redact_url;
 
 /// The link to RabbitMQ: the session requests publish on (if there is one),
 /// why there is none, and what the supervisor needs to keep it up. Shared by
@@ -288,9 +286,9 @@ impl Link {
         Err(ConnectError::Failed(failures))
     }
 
-    async fn connect(&self, url: &SecretString) -> Result<Session, ConnectError> {
+    async fn connect(&self, url: &AmqpUrl) -> Result<Session, ConnectError> {
         let settings = &self.settings;
-        let shown = redact_url(url.expose_secret());
+        let shown = url.shown().to_string();
         let failed = |kind: FailureKind, detail: String| {
             ConnectError::Failed(ConnectFailures(vec![ConnectFailure {
                 url: shown.clone(),
@@ -306,8 +304,7 @@ impl Link {
             };
             failed(kind, error.to_string())
         };
-        let mut uri = AMQPUri::from_str(url.expose_secret())
-            .map_err(|_| failed(FailureKind::Unreachable, "not an AMQP URL".into()))?;
+        let mut uri = url.uri().clone();
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(settings.heartbeat_secs);
         }

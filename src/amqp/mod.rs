@@ -12,6 +12,7 @@
 //! - `confirm_watch`: whether RabbitMQ confirms at all (after a timeout);
 //! - `settings`, `unavailable`, `topology`: what the broker is told, why it
 //!   cannot be used, the exchanges and queues the bridge declares;
+//! - `url`: a broker URL, parsed once and shown without its password;
 //! - `message`: the message and the ways a publish fails, which all of them use.
 
 mod broker;
@@ -24,6 +25,7 @@ mod session;
 mod settings;
 mod topology;
 mod unavailable;
+mod url;
 
 pub use broker::{Broker, BrokerStatus};
 pub use lane::Ticket;
@@ -32,3 +34,4 @@ pub use ordered::OrderedLane;
 pub use settings::BrokerSettings;
 pub use topology::{Topology, TopologyError};
 pub use unavailable::{ConnectFailure, ConnectFailures, FailureKind, StartError, Unavailable};
+pub use url::{AmqpUrl, NotAnAmqpUrl};

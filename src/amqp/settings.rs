@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
-
-use super::topology::Topology;
+use super::{topology::Topology, url::AmqpUrl};
 
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
-    pub urls: Vec<SecretString>,
+    pub urls: Vec<AmqpUrl>,
     pub connection_name: String,
     pub heartbeat_secs: u16,
     /// Lanes (confirm-mode channels) requests are spread over.

@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
+use super::{ConfigError, UrlSetting};
 use crate::{
     enate_api::{FilterObjectType, applicable_filter_types},
     webhook::Webhook,
@@ -27,11 +28,11 @@ use crate::{
 pub struct EnateSettings {
     /// The Enate Web API's base URL, to which paths such as
     /// `WebHookSubscription/GetAllWebhookSubscriptions` are appended. Empty: not configured.
-    pub api_url: String,
+    pub api_url: UrlSetting,
     /// The bridge's public base URL, as Enate reaches it. A subscription's
     /// SubscriberURL defaults to `{public_url}/webhooks/{Webhook}`, and only
     /// subscriptions under it (or at a configured subscriber_url) are the bridge's own.
-    pub public_url: String,
+    pub public_url: UrlSetting,
     /// Accept http:// URLs (a test instance): the token and the secret then travel in clear.
     pub allow_http: bool,
     /// One request to Enate waits this long for its answer.
@@ -95,8 +96,8 @@ pub struct SubscriptionEntry {
 impl Default for EnateSettings {
     fn default() -> Self {
         Self {
-            api_url: String::new(),
-            public_url: String::new(),
+            api_url: UrlSetting::default(),
+            public_url: UrlSetting::default(),
             allow_http: false,
             request_timeout_secs: 30,
             retries: 3,
@@ -121,41 +122,31 @@ impl Default for EnateAuthSettings {
     }
 }
 
-/// A key of `[enate]` that is wrong, and why. The message never holds a secret.
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct EnateConfigError {
-    pub key: String,
-    pub reason: String,
-}
-
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> EnateConfigError {
-    EnateConfigError {
-        key: key.into(),
-        reason: reason.into(),
-    }
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::new(key, reason)
 }
 
 impl EnateSettings {
     /// Checks what serde cannot; the error names the key (and the entry).
-    pub fn validate(&self) -> Result<(), EnateConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("enate.api_url", &self.api_url),
             ("enate.public_url", &self.public_url),
-            ("enate.auth.token_url", &self.auth.token_url),
         ] {
-            if !value.is_empty() {
-                self.check_url(key, value)?;
+            if let Some(url) = value.url() {
+                self.check_scheme(key, url)?;
             }
         }
-        if !self.public_url.is_empty() {
-            let url = Url::parse(&self.public_url).expect("checked above");
-            if url.query().is_some() || url.fragment().is_some() {
-                return Err(invalid(
-                    "enate.public_url",
-                    "must not have a query or fragment: paths are appended to it",
-                ));
-            }
+        if !self.auth.token_url.is_empty() {
+            self.check_url("enate.auth.token_url", &self.auth.token_url)?;
+        }
+        if let Some(url) = self.public_url.url()
+            && (url.query().is_some() || url.fragment().is_some())
+        {
+            return Err(invalid(
+                "enate.public_url",
+                "must not have a query or fragment: paths are appended to it",
+            ));
         }
         if self.request_timeout_secs == 0 {
             return Err(invalid(
@@ -210,7 +201,7 @@ impl EnateSettings {
 
     /// Whether there is anything for `subscriptions` to do.
     pub fn is_configured(&self) -> bool {
-        !self.api_url.is_empty()
+        self.api_url.url().is_some()
     }
 
     /// The SubscriberURL of an entry: its own, or `{public_url}/webhooks/{Webhook}`.
@@ -219,7 +210,7 @@ impl EnateSettings {
             Some(url) => url.clone(),
             None => format!(
                 "{}/webhooks/{}",
-                self.public_url.trim_end_matches('/'),
+                self.public_url.as_str().trim_end_matches('/'),
                 entry.webhook.enate_name()
             ),
         }
@@ -233,11 +224,18 @@ impl EnateSettings {
             && normalize_url(&self.subscriber_url(a)) == normalize_url(&self.subscriber_url(b))
     }
 
-    fn check_url(&self, key: &str, value: &str) -> Result<Url, EnateConfigError> {
+    fn check_url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
         // Errors show the URL with any password hidden: it is printed at every start.
         let shown = crate::redact::redact_url(value);
         let url = Url::parse(value)
             .map_err(|error| invalid(key, format!("{shown:?} is not a URL ({error})")))?;
+        self.check_scheme(key, &url)?;
+        Ok(url)
+    }
+
+    /// HTTPS (or HTTP when allowed), a host, and no credentials.
+    fn check_scheme(&self, key: &str, url: &Url) -> Result<(), ConfigError> {
+        let shown = crate::redact::redact_url(url.as_str());
         if !url.username().is_empty() || url.password().is_some() {
             // A URL is printed by plan and list; credentials go in enate.auth.
             return Err(invalid(key, "must not hold credentials; use enate.auth"));
@@ -265,10 +263,10 @@ impl EnateSettings {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(invalid(key, format!("{value:?} has no host")));
         }
-        Ok(url)
+        Ok(())
     }
 
-    fn check_entry(&self, index: usize, entry: &SubscriptionEntry) -> Result<(), EnateConfigError> {
+    fn check_entry(&self, index: usize, entry: &SubscriptionEntry) -> Result<(), ConfigError> {
         let key = |name: &str| format!("enate.subscriptions[{index}].{name}");
         let allowed = applicable_filter_types(entry.webhook);
         if !allowed.contains(&entry.filter_object_type) {

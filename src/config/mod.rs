@@ -10,23 +10,27 @@
 //!
 //! This module depends on no module of the bridge above it.
 
-use std::{
-    path::{Path, PathBuf},
-    str::FromStr,
-};
+use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{redact::redact_url, routing::RoutingKeyTemplate};
+use crate::{
+    amqp::{AmqpUrl, NotAnAmqpUrl},
+    routing::RoutingKeyTemplate,
+};
 
 mod enate;
+mod error;
+mod secrets;
 mod values;
 pub use enate::{
-    EnateAuthMethod, EnateAuthSettings, EnateConfigError, EnateSettings, SubscriptionEntry,
-    normalize_url,
+    EnateAuthMethod, EnateAuthSettings, EnateSettings, SubscriptionEntry, normalize_url,
 };
-pub use values::{HeaderSetting, ListenAddress, TimeZoneSetting};
+pub use error::ConfigError;
+pub use secrets::{EmptySecret, Secret};
+pub use values::{HeaderSetting, ListenAddress, NotAUrl, TimeZoneSetting, UrlSetting};
+
+use secrets::{ListItem, redact_all, secret_list};
 
 const ENV_PREFIX: &str = "ENATE_BRIDGE";
 /// Keys whose environment value is a comma-separated list.
@@ -78,7 +82,7 @@ pub struct AdminSettings {
 pub struct AuthSettings {
     pub header: HeaderSetting,
     #[serde(serialize_with = "redact_all", deserialize_with = "secret_list")]
-    pub secrets: Vec<SecretString>,
+    pub secrets: Vec<Secret>,
     pub allow_unauthenticated: bool,
 }
 
@@ -89,7 +93,7 @@ pub struct AmqpSettings {
         serialize_with = "redact_url_passwords",
         deserialize_with = "secret_list"
     )]
-    pub urls: Vec<SecretString>,
+    pub urls: Vec<AmqpUrl>,
     pub exchange: String,
     pub routing_key: RoutingKeyTemplate,
     pub declare_topology: bool,
@@ -212,7 +216,11 @@ impl Default for AuthSettings {
 impl Default for AmqpSettings {
     fn default() -> Self {
         Self {
-            urls: vec![SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f")],
+            urls: vec![
+                "amqp://guest:guest@127.0.0.1:5672/%2f"
+                    .parse()
+                    .expect("the default is valid"),
+            ],
             exchange: "enate".into(),
             routing_key: RoutingKeyTemplate::parse("{event}.{process_type}.{status}")
                 .expect("the default is valid"),
@@ -271,25 +279,9 @@ impl Default for LogSettings {
     }
 }
 
-/// A configuration that cannot be used. Every message names the key or the
-/// variable, never a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("the configuration file {0} does not exist")]
-    MissingFile(PathBuf),
-    #[error(
-        "{0} is not read: configuration variables are spelt ENATE_BRIDGE__<SECTION>__<KEY>, \
-         with two underscores after ENATE_BRIDGE and between section and key \
-         (e.g. ENATE_BRIDGE__SERVER__BIND)"
-    )]
-    StrayVariable(String),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Returns a `ConfigError::Invalid` with a formatted message.
+/// Returns a [`ConfigError::predicate`]: the key, then what is wrong with it.
 macro_rules! invalid {
-    ($($arg:tt)*) => { return Err(ConfigError::Invalid(format!($($arg)*))) };
+    ($key:expr, $($arg:tt)*) => { return Err(ConfigError::predicate($key, format!($($arg)*))) };
 }
 
 /// The sections, in upper case, to recognise a misspelt variable.
@@ -328,7 +320,10 @@ impl Settings {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::MissingFile(path.to_path_buf()));
+                return Err(ConfigError::named(
+                    "--config",
+                    format!("the configuration file {} does not exist", path.display()),
+                ));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
@@ -340,7 +335,12 @@ impl Settings {
         // turns a value into a number or a boolean, so a secret such as `12345`
         // could not be given as a list item.
         if let Some((stray, _)) = variables.iter().find(|(name, _)| is_stray_variable(name)) {
-            return Err(ConfigError::StrayVariable(stray.clone()));
+            return Err(ConfigError::predicate(
+                stray.clone(),
+                "is not read: configuration variables are spelt ENATE_BRIDGE__<SECTION>__<KEY>, \
+                 with two underscores after ENATE_BRIDGE and between section and key \
+                 (e.g. ENATE_BRIDGE__SERVER__BIND)",
+            ));
         }
         for (name, value) in variables {
             let Some(rest) = name
@@ -361,13 +361,14 @@ impl Settings {
             } else {
                 builder.set_override(&key, value)
             };
-            builder =
-                overridden.map_err(|error| ConfigError::Invalid(format!("{name}: {error}")))?;
+            builder = overridden.map_err(|error| {
+                ConfigError::new(name.clone(), error.to_string()).caused_by(error)
+            })?;
         }
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|error| ConfigError::Invalid(describe_config_error(error)))?;
+            .map_err(describe_config_error)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -378,7 +379,8 @@ impl Settings {
     pub fn require_secrets(&self) -> Result<(), ConfigError> {
         if self.auth.secrets.is_empty() && !self.auth.allow_unauthenticated {
             invalid!(
-                "auth.secrets is empty: set at least one secret (the CustomHeaderValue given to Enate), \
+                "auth.secrets",
+                "is empty: set at least one secret (the CustomHeaderValue given to Enate), \
                  e.g. ENATE_BRIDGE__AUTH__SECRETS=..., or set auth.allow_unauthenticated = true to accept \
                  every webhook without checking"
             );
@@ -386,43 +388,62 @@ impl Settings {
         Ok(())
     }
 
+    /// What `subscriptions` needs, checked before Enate is called: the API's
+    /// URL; and for the commands that compare with `[enate]` (`plan`,
+    /// `apply`), a secret to give subscriptions and the bridge's public URL.
+    /// Returns the API's URL.
+    pub fn require_subscriptions(
+        &self,
+        compares_with_config: bool,
+    ) -> Result<&reqwest::Url, ConfigError> {
+        let Some(api_url) = self.enate.api_url.url() else {
+            invalid!(
+                "enate.api_url",
+                "is not set: configure [enate] with the Enate Web API's base URL and the \
+                 bridge's public URL (see config/example.toml)"
+            );
+        };
+        if !compares_with_config {
+            return Ok(api_url);
+        }
+        if self.auth.secrets.is_empty() {
+            invalid!(
+                "auth.secrets",
+                "is empty: subscriptions carry the first of them as CustomHeaderValue \
+                 (the bridge requires the header, though Enate does not)"
+            );
+        }
+        if self.enate.public_url.is_empty() {
+            invalid!(
+                "enate.public_url",
+                "is not set: it says which of Enate's subscriptions are this bridge's"
+            );
+        }
+        Ok(api_url)
+    }
+
     /// Checks what the types alone cannot: ranges, names, the URLs.
     fn validate(&self) -> Result<(), ConfigError> {
         if self.server.max_body_bytes == 0 {
-            invalid!("server.max_body_bytes must be greater than 0");
+            invalid!("server.max_body_bytes", "must be greater than 0");
         }
         if self.server.body_timeout_secs == 0 {
-            invalid!("server.body_timeout_secs must be greater than 0");
+            invalid!("server.body_timeout_secs", "must be greater than 0");
         }
         if self.server.max_body_buffer_bytes < self.server.max_body_bytes {
             invalid!(
-                "server.max_body_buffer_bytes ({}) must be at least server.max_body_bytes ({}), \
+                "server.max_body_buffer_bytes",
+                "({}) must be at least server.max_body_bytes ({}), \
                  or no body of the largest allowed size could ever be received",
                 self.server.max_body_buffer_bytes,
                 self.server.max_body_bytes
             );
         }
         if self.server.max_events_per_request == 0 {
-            invalid!("server.max_events_per_request must be greater than 0");
-        }
-        if let Some(index) = self
-            .auth
-            .secrets
-            .iter()
-            .position(|s| s.expose_secret().trim().is_empty())
-        {
-            invalid!("auth.secrets[{index}] is empty (secrets are trimmed before comparing)");
+            invalid!("server.max_events_per_request", "must be greater than 0");
         }
         if self.amqp.urls.is_empty() {
-            invalid!("amqp.urls is empty: give at least one broker URL");
-        }
-        for (index, url) in self.amqp.urls.iter().enumerate() {
-            if let Err(reason) = lapin::uri::AMQPUri::from_str(url.expose_secret()) {
-                invalid!(
-                    "amqp.urls[{index}] ({}) is not an AMQP URL: {reason}",
-                    redact_url(url.expose_secret())
-                );
-            }
+            invalid!("amqp.urls", "is empty: give at least one broker URL");
         }
         for (key, name) in [
             ("amqp.exchange", &self.amqp.exchange),
@@ -430,35 +451,45 @@ impl Settings {
             ("amqp.unrouted_exchange", &self.amqp.unrouted_exchange),
         ] {
             if name.is_empty() || name.len() > 255 || name.starts_with("amq.") {
-                invalid!("{key}: {name:?} is not a usable exchange name (1-255 bytes, not amq.*)");
+                return Err(ConfigError::new(
+                    key,
+                    format!("{name:?} is not a usable exchange name (1-255 bytes, not amq.*)"),
+                ));
             }
         }
         if self.amqp.confirm_timeout_ms == 0 {
-            invalid!("amqp.confirm_timeout_ms must be greater than 0");
+            invalid!("amqp.confirm_timeout_ms", "must be greater than 0");
         }
         if !(1..=1024).contains(&self.amqp.channels) {
-            invalid!("amqp.channels must be between 1 and 1024");
+            invalid!("amqp.channels", "must be between 1 and 1024");
         }
         if !(1..=65535).contains(&self.amqp.confirms_per_channel) {
-            invalid!("amqp.confirms_per_channel must be between 1 and 65535");
+            invalid!("amqp.confirms_per_channel", "must be between 1 and 65535");
         }
         if self.events.source.trim().is_empty() {
-            invalid!("events.source must not be empty");
+            invalid!("events.source", "must not be empty");
         }
         if self.spool.mode != SpoolMode::Off {
             if self.spool.dir.as_os_str().is_empty() {
-                invalid!("spool.dir must not be empty (or set spool.mode = \"off\")");
+                invalid!(
+                    "spool.dir",
+                    "must not be empty (or set spool.mode = \"off\")"
+                );
             }
             if self.spool.max_bytes == 0 {
-                invalid!("spool.max_bytes must be greater than 0 (or set spool.mode = \"off\")");
+                invalid!(
+                    "spool.max_bytes",
+                    "must be greater than 0 (or set spool.mode = \"off\")"
+                );
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            invalid!("log.level: {:?} is not a valid filter", self.log.level);
+            return Err(ConfigError::new(
+                "log.level",
+                format!("{:?} is not a valid filter", self.log.level),
+            ));
         }
-        self.enate
-            .validate()
-            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        self.enate.validate()?;
         Ok(())
     }
 
@@ -476,24 +507,36 @@ impl Settings {
     }
 }
 
-/// `config` reports unknown fields without the section; name the full key instead.
-fn describe_config_error(error: config::ConfigError) -> String {
+/// The `config` crate's error, with the key it names. It reports unknown
+/// fields without their section: name the full key instead. A message of
+/// ours that already starts with its key loses the crate's "for key" suffix.
+fn describe_config_error(error: config::ConfigError) -> ConfigError {
     let text = error.to_string();
-    match text.split_once("unknown field `") {
+    let key = text
+        .rsplit_once("for key `")
+        .map(|(_, key)| dot_after_index(key.trim_end_matches(['`', ' '])))
+        .unwrap_or_default();
+    let message = match text.split_once("unknown field `") {
         Some((_, rest)) => {
             let field = rest.split('`').next().unwrap_or_default();
-            let section = text
-                .rsplit_once("for key `")
-                .map(|(_, key)| key.trim_end_matches(['`', ' ']).to_string());
-            match section {
-                Some(section) if !section.is_empty() => {
-                    format!("unknown configuration key `{section}.{field}` ({text})")
-                }
-                _ => format!("unknown configuration key `{field}` ({text})"),
-            }
+            let key = if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError::named(
+                key.clone(),
+                format!("unknown configuration key `{key}` ({text})"),
+            )
+            .caused_by(error);
         }
         None => dot_after_index(&text),
-    }
+    };
+    let message = match message.strip_suffix(&format!(" for key `{key}`")) {
+        Some(ours) if !key.is_empty() && ours.starts_with(key.as_str()) => ours.to_string(),
+        _ => message,
+    };
+    ConfigError::named(key, message).caused_by(error)
 }
 
 /// `config` names a field of a list entry without its dot
@@ -517,111 +560,22 @@ fn dot_after_index(text: &str) -> String {
     fixed
 }
 
-/// `auth.secrets` and `amqp.urls`: a list of strings, or one string of
-/// comma-separated items (as the environment gives them, and as people write
-/// them in TOML by mistake). A wrong type is refused without the value in the
-/// message: serde's own message would quote it, secret and all.
-fn secret_list<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<SecretString>, D::Error> {
-    deserializer.deserialize_any(SecretListVisitor)
-}
-
-const NOT_A_SECRET_LIST: &str = "expected a list of strings, or one string of comma-separated items (the value is not shown: it may be a secret)";
-
-struct SecretListVisitor;
-
-impl<'de> serde::de::Visitor<'de> for SecretListVisitor {
-    type Value = Vec<SecretString>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(NOT_A_SECRET_LIST)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(SecretString::from)
-            .collect())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(SecretItem(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(items)
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(E::custom(NOT_A_SECRET_LIST))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(serde::de::Error::custom(NOT_A_SECRET_LIST))
+impl ListItem for AmqpUrl {
+    const KEY: &'static str = "amqp.urls";
+    type Error = NotAnAmqpUrl;
+    fn from_text(text: &str) -> Result<Self, NotAnAmqpUrl> {
+        text.parse()
     }
 }
 
-/// One item of a secret list: text, or a number taken as its digits.
-struct SecretItem(SecretString);
-
-impl<'de> Deserialize<'de> for SecretItem {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemVisitor;
-        impl serde::de::Visitor<'_> for ItemVisitor {
-            type Value = SecretItem;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string (the value is not shown: it may be a secret)")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretItem, E> {
-                Ok(SecretItem(SecretString::from(text)))
-            }
-            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<SecretItem, E> {
-                Ok(SecretItem(SecretString::from(number.to_string())))
-            }
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<SecretItem, E> {
-                Ok(SecretItem(SecretString::from(number.to_string())))
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretItem, E> {
-                Err(E::custom(
-                    "expected a string (the value is not shown: it may be a secret)",
-                ))
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretItem, E> {
-                Err(E::custom(
-                    "expected a string (the value is not shown: it may be a secret)",
-                ))
-            }
-        }
-        deserializer.deserialize_any(ItemVisitor)
-    }
-}
-
-fn redact_all<S: Serializer>(secrets: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(secrets.iter().map(|_| "[redacted]"))
-}
-
-fn redact_url_passwords<S: Serializer>(urls: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(urls.iter().map(|u| redact_url(u.expose_secret())))
+fn redact_url_passwords<S: Serializer>(urls: &[AmqpUrl], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(AmqpUrl::shown))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {

@@ -135,6 +135,59 @@ impl fmt::Display for TimeZoneSetting {
     }
 }
 
+/// A URL of `[enate]` (`enate.api_url`, `enate.public_url`), parsed when
+/// loaded; empty means not set. Whether it may be used (HTTPS, no
+/// credentials) depends on `enate.allow_http`, so the section checks that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlSetting {
+    text: String,
+    url: Option<reqwest::Url>,
+}
+
+/// Text that is not a URL; shown without its password.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{shown:?} is not a URL ({reason})")]
+pub struct NotAUrl {
+    shown: String,
+    reason: String,
+}
+
+impl UrlSetting {
+    pub fn parse(text: &str) -> Result<Self, NotAUrl> {
+        let url = match text {
+            "" => None,
+            text => Some(reqwest::Url::parse(text).map_err(|reason| NotAUrl {
+                shown: crate::redact::redact_url(text),
+                reason: reason.to_string(),
+            })?),
+        };
+        Ok(Self {
+            text: text.to_string(),
+            url,
+        })
+    }
+
+    /// `None` when not set.
+    pub fn url(&self) -> Option<&reqwest::Url> {
+        self.url.as_ref()
+    }
+
+    /// As written in the configuration.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.url.is_none()
+    }
+}
+
+impl fmt::Display for UrlSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Serde for a value that parses from its text and displays as it.
 macro_rules! text_serde {
     ($type:ty) => {
@@ -156,6 +209,7 @@ macro_rules! text_serde {
 text_serde!(ListenAddress);
 text_serde!(HeaderSetting);
 text_serde!(TimeZoneSetting);
+text_serde!(UrlSetting);
 text_serde!(crate::routing::RoutingKeyTemplate);
 
 #[cfg(test)]

@@ -162,7 +162,7 @@ async fn create(
         filter_object_guid: desired.filter_object_guid,
         subscriber_url: &desired.subscriber_url,
         custom_header: expected.header,
-        custom_header_value: &secret,
+        custom_header_value: secret.as_secret_string(),
     };
     let mut retry = 0;
     loop {

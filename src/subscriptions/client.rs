@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::{EnateAuthMethod, EnateSettings};
+use crate::config::{EnateAuthMethod, EnateSettings, Secret};
 use crate::enate_api::{
     self, LIST_PATH, NewSubscription, SUBSCRIBE_PATH, Subscription, UNSUBSCRIBE_GUID_PARAMETER,
     UNSUBSCRIBE_PATH,
@@ -167,7 +167,7 @@ struct Redactor {
 }
 
 impl Redactor {
-    fn add(&mut self, secret: &SecretString) {
+    fn add(&mut self, secret: &impl ExposeSecret<str>) {
         let trimmed = secret.expose_secret().trim();
         if trimmed.len() < 4 {
             return;
@@ -218,7 +218,8 @@ impl Redactor {
 
 pub struct EnateClient {
     http: reqwest::Client,
-    api_url: String,
+    /// `enate.api_url`, to which the paths of Enate's API are appended.
+    api_url: Url,
     token: SecretString,
     timeout: Duration,
     retries: u32,
@@ -231,13 +232,9 @@ impl EnateClient {
     /// webhook secrets.
     pub async fn connect(
         settings: &EnateSettings,
-        hide: &[SecretString],
+        api_url: &Url,
+        hide: &[Secret],
     ) -> Result<Self, EnateError> {
-        if settings.api_url.is_empty() {
-            return Err(EnateError::Setup(
-                "enate.api_url is not set: give the Enate Web API's base URL in [enate] (see config/example.toml)".into(),
-            ));
-        }
         let timeout = Duration::from_secs(settings.request_timeout_secs);
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -247,7 +244,7 @@ impl EnateClient {
         hide.iter().for_each(|secret| redactor.add(secret));
         let mut client = Self {
             http,
-            api_url: settings.api_url.trim_end_matches('/').to_string(),
+            api_url: api_url.clone(),
             token: SecretString::from(""),
             timeout,
             retries: settings.retries,
@@ -320,9 +317,7 @@ impl EnateClient {
 
     /// Deletes a subscription; retried, since deleting twice does no harm.
     pub async fn unsubscribe(&self, guid: Uuid) -> Result<Unsubscribed, EnateError> {
-        let mut url = Url::parse(&self.url(UNSUBSCRIBE_PATH)).map_err(|error| {
-            EnateError::Setup(format!("enate.api_url does not make a URL: {error}"))
-        })?;
+        let mut url = self.url(UNSUBSCRIBE_PATH);
         url.query_pairs_mut()
             .append_pair(UNSUBSCRIBE_GUID_PARAMETER, &guid.hyphenated().to_string());
         let result = self
@@ -347,8 +342,14 @@ impl EnateClient {
         base + base.mul_f64(fastrand::f64() / 4.0)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.api_url)
+    /// `{api_url}/{path}`, whether or not `api_url` ends in `/`.
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.api_url.clone();
+        url.path_segments_mut()
+            .expect("an HTTP(S) URL, checked at load, has a path")
+            .pop_if_empty()
+            .extend(path.split('/'));
+        url
     }
 
     async fn fetch_token(

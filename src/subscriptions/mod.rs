@@ -21,7 +21,7 @@ pub use plan::{Action, Desired, Expected, Plan, Row, points_at_bridge};
 
 use std::process::ExitCode;
 
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::Url;
 use uuid::Uuid;
 
 use crate::{config::Settings, enate_api};
@@ -56,10 +56,19 @@ pub enum SubscriptionsCommand {
     },
 }
 
+impl SubscriptionsCommand {
+    /// Whether the command compares Enate's subscriptions with `[enate]`, and
+    /// so needs a secret to give them and the bridge's public URL.
+    pub fn compares_with_config(&self) -> bool {
+        matches!(self, Self::Plan { .. } | Self::Apply { .. })
+    }
+}
+
 /// Exit code of `plan` when changes are pending.
 const CHANGES_PENDING: u8 = 2;
 
-pub fn run(settings: &Settings, command: SubscriptionsCommand) -> ExitCode {
+/// `api_url` is `enate.api_url`, which `Settings::require_subscriptions` found set.
+pub fn run(settings: &Settings, api_url: &Url, command: SubscriptionsCommand) -> ExitCode {
     let name = match &command {
         SubscriptionsCommand::Plan { .. } => "plan",
         SubscriptionsCommand::Apply { .. } => "apply",
@@ -76,7 +85,7 @@ pub fn run(settings: &Settings, command: SubscriptionsCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(settings, command)) {
+    match runtime.block_on(execute(settings, api_url, command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("subscriptions {name}: {error}");
@@ -87,52 +96,22 @@ pub fn run(settings: &Settings, command: SubscriptionsCommand) -> ExitCode {
 
 async fn execute(
     settings: &Settings,
+    api_url: &Url,
     command: SubscriptionsCommand,
 ) -> Result<ExitCode, EnateError> {
+    // What this needs was checked at load (`Settings::require_subscriptions`).
     let enate = &settings.enate;
-    if !enate.is_configured() {
-        return Err(EnateError::Setup(
-            "enate.api_url is not set: configure [enate] with the Enate Web API's base URL and the \
-             bridge's public URL (see config/example.toml)"
-                .into(),
-        ));
-    }
-    // auth.secrets, as the bridge compares them: trimmed.
-    let secrets: Vec<SecretString> = settings
-        .auth
-        .secrets
-        .iter()
-        .map(|secret| SecretString::from(secret.expose_secret().trim()))
-        .collect();
+    let secrets = &settings.auth.secrets;
     let expected = Expected {
         header: settings.auth.header.as_str(),
-        secrets: &secrets,
+        secrets,
     };
-    let needs_desired = matches!(
-        command,
-        SubscriptionsCommand::Plan { .. } | SubscriptionsCommand::Apply { .. }
-    );
-    if needs_desired {
-        if secrets.is_empty() {
-            return Err(EnateError::Setup(
-                "auth.secrets is empty: subscriptions carry the first of them as CustomHeaderValue \
-                 (the bridge requires the header, though Enate does not)"
-                    .into(),
-            ));
-        }
-        if enate.public_url.is_empty() {
-            return Err(EnateError::Setup(
-                "enate.public_url is not set: it says which of Enate's subscriptions are this bridge's"
-                    .into(),
-            ));
-        }
-    }
-    let client = EnateClient::connect(enate, &secrets).await?;
+    let client = EnateClient::connect(enate, api_url, secrets).await?;
     let existing = client.list().await?;
     let desired = Desired::from_settings(enate);
     match command {
         SubscriptionsCommand::Plan { json } => {
-            let plan = Plan::new(&desired, &existing, &expected, &enate.public_url);
+            let plan = Plan::new(&desired, &existing, &expected, enate.public_url.as_str());
             print!("{}", output::plan(&plan, json));
             Ok(if plan.has_changes() {
                 ExitCode::from(CHANGES_PENDING)
@@ -141,7 +120,7 @@ async fn execute(
             })
         }
         SubscriptionsCommand::Apply { prune, json } => {
-            let plan = Plan::new(&desired, &existing, &expected, &enate.public_url);
+            let plan = Plan::new(&desired, &existing, &expected, enate.public_url.as_str());
             let applied = apply::apply(&client, plan, &expected, prune).await;
             print!("{}", output::applied(&applied, json));
             Ok(
@@ -154,7 +133,11 @@ async fn execute(
         }
         SubscriptionsCommand::List { json } => {
             let ours = |subscription: &enate_api::Subscription| {
-                points_at_bridge(&subscription.subscriber_url, &enate.public_url, &desired)
+                points_at_bridge(
+                    &subscription.subscriber_url,
+                    enate.public_url.as_str(),
+                    &desired,
+                )
             };
             print!("{}", output::list(&existing, &expected, &ours, json));
             Ok(ExitCode::SUCCESS)
@@ -164,12 +147,15 @@ async fn execute(
                 return Err(EnateError::UnknownSubscription(guid));
             };
             let description = output::describe(subscription);
-            let elsewhere =
-                if points_at_bridge(&subscription.subscriber_url, &enate.public_url, &desired) {
-                    ""
-                } else {
-                    " (it did not point at this bridge)"
-                };
+            let elsewhere = if points_at_bridge(
+                &subscription.subscriber_url,
+                enate.public_url.as_str(),
+                &desired,
+            ) {
+                ""
+            } else {
+                " (it did not point at this bridge)"
+            };
             match client.unsubscribe(guid).await? {
                 Unsubscribed::Deleted => println!("deleted {guid}: {description}{elsewhere}"),
                 Unsubscribed::AlreadyGone => {

@@ -6,13 +6,13 @@
 //! `enate.public_url`, or at a configured subscriber_url) are ever deleted:
 //! other receivers' subscriptions in the same Enate are left alone.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::enate_api::{FilterObjectType, Known, Subscription};
 use crate::{
-    config::{EnateSettings, normalize_url},
+    config::{EnateSettings, Secret, normalize_url},
     webhook::Webhook,
 };
 
@@ -107,13 +107,13 @@ impl Key {
 /// The other secrets are still accepted by the bridge (a rotation in progress).
 pub struct Expected<'a> {
     pub header: &'a str,
-    pub secrets: &'a [SecretString],
+    pub secrets: &'a [Secret],
 }
 
 impl Expected<'_> {
-    /// The CustomHeaderValue new subscriptions get, trimmed as the bridge compares it.
-    pub fn secret(&self) -> SecretString {
-        SecretString::from(self.secrets[0].expose_secret().trim())
+    /// The CustomHeaderValue new subscriptions get.
+    pub fn secret(&self) -> &Secret {
+        &self.secrets[0]
     }
 
     fn is_current(&self, subscription: &Subscription) -> bool {
@@ -132,7 +132,7 @@ impl Expected<'_> {
         let value = subscription.custom_header_value.as_ref()?;
         self.secrets
             .iter()
-            .position(|secret| secret.expose_secret().trim() == value.expose_secret().trim())
+            .position(|secret| secret.expose_secret() == value.expose_secret().trim())
     }
 
     /// Why a subscription is not current, in words without the secret.
@@ -337,6 +337,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     const PUBLIC: &str = "https://bridge.example.com";
 
@@ -375,7 +376,7 @@ mod tests {
     }
 
     fn plan(desired: &[Desired], existing: &[Subscription], secrets: &[&str]) -> Plan {
-        let secrets: Vec<SecretString> = secrets.iter().map(|s| SecretString::from(*s)).collect();
+        let secrets: Vec<Secret> = secrets.iter().map(|s| s.parse().unwrap()).collect();
         let expected = Expected {
             header: "X-Enate-Secret",
             secrets: &secrets,

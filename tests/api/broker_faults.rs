@@ -75,7 +75,8 @@ async fn with_the_broker_unreachable_the_bridge_starts_says_why_and_answers_503_
         settings.amqp.urls = vec![
             "amqp://guest:hidden-password@127.0.0.1:1/%2f"
                 .to_string()
-                .into(),
+                .parse()
+                .unwrap(),
         ];
         settings.spool.mode = SpoolMode::Off;
     })
@@ -104,7 +105,7 @@ async fn with_the_broker_unreachable_the_bridge_starts_says_why_and_answers_503_
 async fn a_cut_connection_is_noticed_answered_503_and_recovered() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.urls = vec![proxy.url().parse().unwrap()];
         settings.amqp.heartbeat_secs = 1;
         settings.spool.mode = SpoolMode::Off;
     })
@@ -142,7 +143,7 @@ async fn a_cut_connection_is_noticed_answered_503_and_recovered() {
 async fn a_black_holed_connection_is_a_503_after_the_confirm_timeout_not_a_hang() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.urls = vec![proxy.url().parse().unwrap()];
         settings.amqp.confirm_timeout_ms = 500;
         settings.spool.mode = SpoolMode::Off;
     })
@@ -174,7 +175,10 @@ async fn a_connection_lost_to_a_black_holed_node_is_replaced_on_another_node_wit
     ];
     const TIMEOUT: Duration = Duration::from_secs(5);
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = nodes.iter().map(|node| node.url().into()).collect();
+        settings.amqp.urls = nodes
+            .iter()
+            .map(|node| node.url().parse().unwrap())
+            .collect();
         settings.amqp.heartbeat_secs = 1;
         settings.amqp.confirm_timeout_ms = TIMEOUT.as_millis() as u64;
         settings.spool.mode = SpoolMode::Off;
@@ -351,7 +355,7 @@ async fn a_refused_login_or_vhost_stops_the_start_with_a_message_that_says_so() 
     let wrong_vhost = format!("amqp://guest:guest@{host}/no-such-vhost");
     for (case, broker) in [("password", wrong_password), ("vhost", wrong_vhost)] {
         let mut settings = test_settings();
-        settings.amqp.urls = vec![broker.into()];
+        settings.amqp.urls = vec![broker.parse().unwrap()];
         let error = match try_spawn_app(settings.clone()).await {
             Ok(_) => panic!("{case}: the bridge started on a refused login"),
             Err(error) => format!("{error:#}"),

@@ -146,7 +146,7 @@ async fn two_messages_with_one_id_are_each_judged_by_their_own_return() {
 async fn every_returned_message_is_called_returned(id_of: fn(usize, usize) -> String) {
     let setup = Setup::new().await;
     let broker = Broker::start(BrokerSettings {
-        urls: vec![amqp_url().into()],
+        urls: vec![amqp_url().parse().unwrap()],
         connection_name: "enate-bridge returns test".into(),
         heartbeat_secs: 10,
         channels: 1,
@@ -304,7 +304,7 @@ async fn raw_lapin_pipelined_confirms_attach_returns_to_the_wrong_message() {
 
 fn broker_settings(url: String, timeout: Duration) -> BrokerSettings {
     BrokerSettings {
-        urls: vec![url.into()],
+        urls: vec![url.parse().unwrap()],
         connection_name: "enate-bridge publisher test".into(),
         heartbeat_secs: 10,
         channels: 1,

@@ -143,7 +143,7 @@ async fn slow_bodies_beyond_max_in_flight_do_not_lock_out_a_webhook_that_arrives
 async fn a_sender_without_the_secret_gets_401_while_every_slot_is_taken() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.urls = vec![proxy.url().parse().unwrap()];
         settings.server.max_in_flight = 1;
     })
     .await;

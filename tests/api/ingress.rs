@@ -53,7 +53,7 @@ async fn requests_without_the_right_secret_get_401_and_publish_nothing() {
 async fn the_secret_is_trimmed_the_header_name_any_case_and_rotated_secrets_all_work() {
     let app = spawn_app_with(|settings| {
         settings.auth.header = enate_bridge::config::HeaderSetting::parse("X-Custom-Auth").unwrap();
-        settings.auth.secrets = vec![" old-one".to_string().into(), "new-one".to_string().into()];
+        settings.auth.secrets = vec![" old-one".parse().unwrap(), "new-one".parse().unwrap()];
     })
     .await;
     for (name, value) in [

@@ -16,7 +16,8 @@ use crate::helpers::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_at_shutdown_gets_its_confirm_and_its_200() {
     let proxy = FaultProxy::start(&amqp_url()).await;
-    let mut app = spawn_app_with(|settings| settings.amqp.urls = vec![proxy.url().into()]).await;
+    let mut app =
+        spawn_app_with(|settings| settings.amqp.urls = vec![proxy.url().parse().unwrap()]).await;
     let queue = app.bind_queue("#").await;
 
     // Hold the broker's confirm back so the request is still in flight at shutdown.

@@ -38,7 +38,7 @@ async fn wait_until_spool_is_empty(app: &TestApp, within: Duration) {
 async fn an_outage_is_spooled_and_forwarded_in_arrival_order_once_the_broker_is_back() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.urls = vec![proxy.url().parse().unwrap()];
         settings.amqp.heartbeat_secs = 1;
     })
     .await;
@@ -83,7 +83,7 @@ async fn an_outage_is_spooled_and_forwarded_in_arrival_order_once_the_broker_is_
 async fn a_spool_left_by_a_stopped_bridge_is_drained_by_the_next_one() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let mut settings = test_settings();
-    settings.amqp.urls = vec![proxy.url().into()];
+    settings.amqp.urls = vec![proxy.url().parse().unwrap()];
     let mut first = try_spawn_app(settings.clone()).await.unwrap();
     let queue = first.bind_queue("#").await;
     proxy.cut();
@@ -107,7 +107,7 @@ async fn a_spool_left_by_a_stopped_bridge_is_drained_by_the_next_one() {
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["events"], 10, "{status}");
 
-    settings.amqp.urls = vec![amqp_url().into()];
+    settings.amqp.urls = vec![amqp_url().parse().unwrap()];
     let second = try_spawn_app(settings).await.unwrap();
     wait_until_spool_is_empty(&second, Duration::from_secs(20)).await;
     for reference in 0..10 {
@@ -123,7 +123,7 @@ async fn a_spool_left_by_a_stopped_bridge_is_drained_by_the_next_one() {
 async fn a_full_spool_is_a_503_and_every_200_is_delivered() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.urls = vec![proxy.url().parse().unwrap()];
         settings.spool.max_bytes = 20_000;
     })
     .await;
@@ -221,7 +221,7 @@ async fn a_zero_dedup_window_publishes_every_copy() {
 async fn requests_over_max_in_flight_get_503_overloaded_at_once() {
     let proxy = FaultProxy::start(&amqp_url()).await;
     let app = spawn_app_with(|settings| {
-        settings.amqp.urls = vec![proxy.url().into()];
+        settings.amqp.urls = vec![proxy.url().parse().unwrap()];
         settings.server.max_in_flight = 1;
     })
     .await;

@@ -355,7 +355,7 @@ async fn a_vhost_at_its_connection_limit_is_waited_for_not_taken_for_a_refused_l
         .await
         .expect("the first connection fits the limit");
     let broker = enate_bridge::amqp::Broker::start(enate_bridge::amqp::BrokerSettings {
-        urls: vec![url.into()],
+        urls: vec![url.parse().unwrap()],
         connection_name: "enate-bridge connection limit".into(),
         heartbeat_secs: 10,
         channels: 1,

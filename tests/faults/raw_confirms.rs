@@ -111,7 +111,7 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
         }
         Publisher::Bridge => Sender::Bridge(
             Broker::start(BrokerSettings {
-                urls: vec![node.url().into()],
+                urls: vec![node.url().parse().unwrap()],
                 connection_name: "enate-bridge confirms test".into(),
                 heartbeat_secs: 10,
                 channels: 1,

@@ -69,7 +69,7 @@ pub fn test_settings() -> Settings {
     settings.server.bind = ListenAddress::parse("127.0.0.1:0").unwrap();
     settings.server.workers = 2;
     settings.admin.bind = ListenAddress::parse("127.0.0.1:0").unwrap();
-    settings.amqp.urls = vec![amqp_url().into()];
+    settings.amqp.urls = vec![amqp_url().parse().unwrap()];
     settings.amqp.exchange = format!("{prefix}.enate");
     settings.amqp.quarantine_exchange = format!("{prefix}.quarantine");
     settings.amqp.unrouted_exchange = format!("{prefix}.unrouted");
