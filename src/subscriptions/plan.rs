@@ -234,80 +234,24 @@ impl Plan {
         let keys: Vec<Key> = existing.iter().map(Key::of).collect();
         let mut claimed = vec![false; existing.len()];
         let mut rows = Vec::new();
-
         for wanted in desired {
             let key = wanted.key();
             let matches: Vec<usize> = (0..existing.len())
                 .filter(|&index| keys[index] == key)
                 .collect();
             matches.iter().for_each(|&index| claimed[index] = true);
-            let current = matches.iter().copied().find(|&index| {
-                expected.is_current(&existing[index])
-                    && wanted.type_difference(&existing[index]).is_none()
-            });
-            let mut row = Row {
-                action: Action::Create,
-                entry: Some(wanted.entry),
-                webhook: wanted.webhook.enate_name().to_string(),
-                filter_object_type: wanted.filter_object_type.name().to_string(),
-                filter_object_guid: key.filter_object_guid.clone(),
-                subscriber_url: wanted.subscriber_url.clone(),
-                subscriptions: matches.iter().map(|&index| existing[index].guid).collect(),
-                keep: current.map(|index| existing[index].guid),
-                reasons: Vec::new(),
-                desired: Some(wanted.clone()),
-            };
-            row.action = match (matches.len(), current) {
-                (0, _) => Action::Create,
-                (1, Some(_)) => Action::Unchanged,
-                (_, Some(_)) => {
-                    row.reasons.push(format!(
-                        "{} more subscription(s) for this entry: Enate would deliver each event more than once",
-                        matches.len() - 1
-                    ));
-                    Action::Change
-                }
-                (count, None) => {
-                    for &index in &matches {
-                        let mut differences = expected.differences(&existing[index]);
-                        differences.extend(wanted.type_difference(&existing[index]));
-                        let differences = differences.join("; ");
-                        row.reasons.push(if count == 1 {
-                            differences
-                        } else {
-                            format!("{}: {differences}", existing[index].guid)
-                        });
-                    }
-                    Action::Change
-                }
-            };
-            rows.push(row);
+            rows.push(desired_row(wanted, key, &matches, existing, expected));
         }
-
         let mut other_receivers = 0;
         for (index, subscription) in existing.iter().enumerate() {
             if claimed[index] {
                 continue;
             }
-            if !points_at_bridge(&subscription.subscriber_url, public_url, desired) {
+            if points_at_bridge(&subscription.subscriber_url, public_url, desired) {
+                rows.push(delete_row(subscription, &keys[index]));
+            } else {
                 other_receivers += 1;
-                continue;
             }
-            rows.push(Row {
-                action: Action::Delete,
-                entry: None,
-                webhook: keys[index].webhook.clone(),
-                filter_object_type: match &subscription.filter_object_type {
-                    Known::Known(filter_type) => filter_type.name().to_string(),
-                    Known::Other(text) => text.clone(),
-                },
-                filter_object_guid: keys[index].filter_object_guid.clone(),
-                subscriber_url: subscription.subscriber_url.clone(),
-                subscriptions: vec![subscription.guid],
-                keep: None,
-                reasons: vec!["points at this bridge but is not in enate.subscriptions".into()],
-                desired: None,
-            });
         }
         Plan {
             rows,
@@ -331,6 +275,78 @@ impl Plan {
     /// Whether Enate differs from the configuration.
     pub fn has_changes(&self) -> bool {
         self.rows.iter().any(|row| row.action != Action::Unchanged)
+    }
+}
+
+/// The row of one configured entry, given the existing subscriptions with its
+/// key (`matches`): created when there is none, unchanged when exactly one is
+/// current, changed otherwise, with the reasons why.
+fn desired_row(
+    wanted: &Desired,
+    key: Key,
+    matches: &[usize],
+    existing: &[Subscription],
+    expected: &Expected<'_>,
+) -> Row {
+    let current = matches.iter().copied().find(|&index| {
+        expected.is_current(&existing[index]) && wanted.type_difference(&existing[index]).is_none()
+    });
+    let mut reasons = Vec::new();
+    let action = match (matches.len(), current) {
+        (0, _) => Action::Create,
+        (1, Some(_)) => Action::Unchanged,
+        (_, Some(_)) => {
+            reasons.push(format!(
+                "{} more subscription(s) for this entry: Enate would deliver each event more than once",
+                matches.len() - 1
+            ));
+            Action::Change
+        }
+        (count, None) => {
+            for &index in matches {
+                let mut differences = expected.differences(&existing[index]);
+                differences.extend(wanted.type_difference(&existing[index]));
+                let differences = differences.join("; ");
+                reasons.push(if count == 1 {
+                    differences
+                } else {
+                    format!("{}: {differences}", existing[index].guid)
+                });
+            }
+            Action::Change
+        }
+    };
+    Row {
+        action,
+        entry: Some(wanted.entry),
+        webhook: wanted.webhook.enate_name().to_string(),
+        filter_object_type: wanted.filter_object_type.name().to_string(),
+        filter_object_guid: key.filter_object_guid,
+        subscriber_url: wanted.subscriber_url.clone(),
+        subscriptions: matches.iter().map(|&index| existing[index].guid).collect(),
+        keep: current.map(|index| existing[index].guid),
+        reasons,
+        desired: Some(wanted.clone()),
+    }
+}
+
+/// The row of a subscription that points at this bridge but is no longer
+/// configured: `apply --prune` deletes it.
+fn delete_row(subscription: &Subscription, key: &Key) -> Row {
+    Row {
+        action: Action::Delete,
+        entry: None,
+        webhook: key.webhook.clone(),
+        filter_object_type: match &subscription.filter_object_type {
+            Known::Known(filter_type) => filter_type.name().to_string(),
+            Known::Other(text) => text.clone(),
+        },
+        filter_object_guid: key.filter_object_guid.clone(),
+        subscriber_url: subscription.subscriber_url.clone(),
+        subscriptions: vec![subscription.guid],
+        keep: None,
+        reasons: vec!["points at this bridge but is not in enate.subscriptions".into()],
+        desired: None,
     }
 }
 
