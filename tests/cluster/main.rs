@@ -371,6 +371,7 @@ async fn a_node_black_holed_from_both_bridges_the_bridges_move_and_nothing_is_lo
         replica.links[holed].black_hole();
     }
     let (moves, reconnect) = setup.moves(&[holed], &before, at).await;
+    // The partition's length, the subject of the test (not a wait for something).
     tokio::time::sleep_until((at + Duration::from_secs(15)).into()).await;
     for replica in &setup.replicas {
         replica.links[holed].restore();
@@ -528,6 +529,7 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
     let quorum_lost_at = Instant::now();
     let quorum_lost = load.elapsed();
     let (moves, reconnect) = setup.moves(&down, &before, at).await;
+    // How long quorum stays lost, the subject of the test (not a wait).
     tokio::time::sleep_until((quorum_lost_at + Duration::from_secs(15)).into()).await;
     assert_under_load(&load, "quorum came back");
     let quorum_back_from = load.elapsed();

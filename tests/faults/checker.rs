@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use enate_bridge_test_support::poll_until;
 use futures::StreamExt;
 use lapin::{
     Connection, ConnectionProperties,
@@ -30,23 +31,22 @@ use crate::{
 /// Waits until GET /spool says `events == 0`; returns how long that took.
 pub async fn wait_spool_drained(bridge: &Bridge, within: Duration) -> Duration {
     let started = Instant::now();
-    loop {
-        let last = bridge.spool().await;
-        if let Ok(spool) = &last
-            && spool["events"] == 0
-        {
-            return started.elapsed();
+    let drained = poll_until(within, Duration::from_millis(100), || async {
+        match bridge.spool().await {
+            Ok(spool) if spool["events"] == 0 => Ok(()),
+            last => Err(format!("{last:?}")),
         }
-        if started.elapsed() > within {
-            panic!(
-                "the spool was not drained within {within:?}: last /spool {last:?}, /readyz {:?}\n\
-                 bridge log (without request lines):\n{}",
-                bridge.readyz().await,
-                tail(&bridge.notable_log(), 60)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    if let Err(last) = drained {
+        panic!(
+            "the spool was not drained within {within:?}: last /spool {last}, /readyz {:?}\n\
+             bridge log (without request lines):\n{}",
+            bridge.readyz().await,
+            tail(&bridge.notable_log(), 60)
+        );
     }
+    started.elapsed()
 }
 
 /// Every message of `queue` (consumed without ack), as the references of the

@@ -50,6 +50,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use bridge::Bridge;
 use checker::{Verdict, drain_queue, reference_of, wait_spool_drained};
+use enate_bridge_test_support::{POLL, eventually, poll_until};
 use load::{Answer, History, Load, LoadSpec};
 use node::Node;
 use proxy::FaultProxy;
@@ -144,6 +145,7 @@ async fn broker_stopped_cleanly_mid_stream_and_restarted_10_s_later_loses_nothin
     let stopped_at = Instant::now();
     node.stop().await;
     let sent_at_stop = load.sent();
+    // The outage's length, the subject of the test (not a wait for something).
     tokio::time::sleep_until((stopped_at + Duration::from_secs(10)).into()).await;
     node.boot().await;
     let reconnect = time_to_reconnect(&bridge).await;
@@ -172,6 +174,7 @@ async fn broker_killed_with_kill_9_mid_stream_and_restarted_loses_nothing() {
     load.wait_sent(load.spec.total / 4).await;
     node.kill9().await;
     let sent_at_kill = load.sent();
+    // The outage's length, the subject of the test (not a wait for something).
     tokio::time::sleep(Duration::from_secs(2)).await;
     node.boot().await;
     let reconnect = time_to_reconnect(&bridge).await;
@@ -205,17 +208,20 @@ async fn a_black_holed_connection_longer_than_the_heartbeat_timeout_loses_nothin
     let holed_at = Instant::now();
     proxy.black_hole();
     // Heartbeat 2 s: the connection is dead for both ends after about 4-6 s.
-    let noticed = loop {
-        if let Ok((_, body)) = bridge.readyz().await
-            && body["broker"]["status"] != "connected"
-        {
-            break Some(holed_at.elapsed());
-        }
-        if holed_at.elapsed() > Duration::from_secs(12) {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // Every 100 ms: the probe times when the bridge noticed, to the poll.
+    let noticed = poll_until(
+        Duration::from_secs(12),
+        Duration::from_millis(100),
+        || async {
+            match bridge.readyz().await {
+                Ok((_, body)) if body["broker"]["status"] != "connected" => Ok(holed_at.elapsed()),
+                last => Err(format!("{last:?}")),
+            }
+        },
+    )
+    .await
+    .ok();
+    // The hole's length, the subject of the test (not a wait for something).
     tokio::time::sleep_until((holed_at + Duration::from_secs(12)).into()).await;
     proxy.restore();
     let reconnect = time_to_reconnect(&bridge).await;
@@ -245,15 +251,16 @@ async fn a_memory_alarm_blocking_publishers_for_5_s_loses_nothing() {
     load.wait_sent(load.spec.total / 4).await;
     let alarmed_at = Instant::now();
     node.set_memory_alarm().await;
-    let blocked = loop {
-        if bridge.metric("enate_bridge_amqp_blocked").await == 1.0 {
-            break Some(alarmed_at.elapsed());
+    // The probe times when the bridge saw the block, to the poll.
+    let blocked = poll_until(Duration::from_secs(5), POLL, || async {
+        match bridge.metric("enate_bridge_amqp_blocked").await {
+            1.0 => Ok(alarmed_at.elapsed()),
+            blocked => Err(blocked),
         }
-        if alarmed_at.elapsed() > Duration::from_secs(5) {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await
+    .ok();
+    // The alarm's length, the subject of the test (not a wait for something).
     tokio::time::sleep_until((alarmed_at + Duration::from_secs(5)).into()).await;
     node.lift_memory_alarm().await;
     let unblocked = time_to_reconnect(&bridge).await;
@@ -281,22 +288,21 @@ async fn a_login_refused_while_running_is_a_distinct_state_that_spools_and_drain
     let (node, bridge) = start("login-refused", spool.path()).await;
 
     // A password rotated on the broker and not in the bridge's amqp.urls.
+    let refused_before = node.log_lines_with(REFUSED_LOGIN);
     node.set_guest_password("rotated-elsewhere").await;
     node.close_all_connections().await;
     let refused_at = Instant::now();
-    let readyz = loop {
-        if let Ok((_, body)) = bridge.readyz().await
-            && body["broker"]["status"] == "login_refused"
-        {
-            break body;
-        }
-        assert!(
-            refused_at.elapsed() < Duration::from_secs(30),
-            "the refused login never showed on /readyz: {:?}",
-            bridge.readyz().await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let readyz = eventually(
+        Duration::from_secs(30),
+        "the refused login to show on /readyz",
+        || async {
+            match bridge.readyz().await {
+                Ok((_, body)) if body["broker"]["status"] == "login_refused" => Ok(body),
+                last => Err(format!("{last:?}")),
+            }
+        },
+    )
+    .await;
     let noticed = refused_at.elapsed();
     assert_eq!(bridge.metric("enate_bridge_amqp_login_refused").await, 1.0);
     assert!(
@@ -318,8 +324,19 @@ async fn a_login_refused_while_running_is_a_distinct_state_that_spools_and_drain
         .iter()
         .filter(|r| r.answer == Answer::Spooled)
         .count();
-    // Several reconnect attempts happened meanwhile; the refusal is logged once.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Several reconnect attempts (the broker refused them, says its log), and
+    // the refusal is logged once.
+    eventually(
+        Duration::from_secs(30),
+        "the broker to have refused 3 of the bridge's logins",
+        || async {
+            match node.log_lines_with(REFUSED_LOGIN) - refused_before {
+                refused if refused >= 3 => Ok(()),
+                refused => Err(format!("{refused} refused")),
+            }
+        },
+    )
+    .await;
     let refusal_lines = bridge.log_lines_with("refuses the bridge's login").len();
 
     node.set_guest_password("guest").await;
@@ -341,6 +358,9 @@ async fn a_login_refused_while_running_is_a_distinct_state_that_spools_and_drain
         "one ERROR line for the refusal, not one per attempt"
     );
 }
+
+/// What RabbitMQ logs for each login it refuses.
+const REFUSED_LOGIN: &str = "PLAIN login refused: user 'guest'";
 
 /// RabbitMQ says NOT_ALLOWED (530) for a vhost at its connection limit too:
 /// that passes (another replica closes), so it must not stop the start as a
@@ -368,14 +388,12 @@ async fn a_vhost_at_its_connection_limit_is_waited_for_not_taken_for_a_refused_l
     let waiting = broker.readiness().unwrap_err();
     assert!(!waiting.is_login_refused(), "{waiting}");
     let _ = other.close(200, "room for the bridge".into()).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while broker.readiness().is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the bridge never connected once there was room"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the bridge to connect once there was room",
+        || async { broker.readiness() },
+    )
+    .await;
     broker.close().await;
 }
 
@@ -436,6 +454,7 @@ fn slow_consumer_with(
             let Some(Ok(delivery)) = next else { break };
             references.push(decode(&delivery.data));
             delivery.ack(BasicAckOptions::default()).await.unwrap();
+            // The consumer's slowness, the subject of the test (not a wait).
             tokio::time::sleep(pause).await;
         }
         let _ = connection.close(200, "done".into()).await;
@@ -464,37 +483,10 @@ async fn a_full_reject_publish_queue_nacks_and_every_200_still_reaches_its_consu
     let history = load.finish().await;
 
     let drain = wait_spool_drained(&bridge, DRAIN_WITHIN).await;
-    // The consumer empties the queue, then is idle for a while: it has everything.
-    let connection = Connection::connect(&node.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let queue = channel
-            .queue_declare(
-                LIMITED.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        if queue.message_count() == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the slow consumer did not empty its queue"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The consumer has acked every message of the queue: it has everything.
+    node.wait_consumed(LIMITED, Duration::from_secs(30)).await;
     stop.send_replace(true);
     let delivered = consumer.await.unwrap();
-    let _ = connection.close(200, "checked".into()).await;
 
     let mut verdict = Verdict::compute("queue-nack", &history, &delivered);
     let nacks = bridge
@@ -638,6 +630,8 @@ async fn spool_disk_fails_under_load(mount: impl FnOnce() -> DiskFault) {
     );
     let what = fault.apply();
     let broken_at = load.elapsed();
+    // Where in the fault /readyz is sampled for the report (asserted on by
+    // nothing), not a wait for something: the load goes on meanwhile.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let readyz = bridge.readyz().await;
     let mut history = load.finish().await;
@@ -658,18 +652,17 @@ async fn spool_disk_fails_under_load(mount: impl FnOnce() -> DiskFault) {
             // again by itself (its writer reopens the store), with no restart.
             disk.unfill();
             let freed_at = Instant::now();
-            while !bridge
-                .spool()
-                .await
-                .is_ok_and(|spool| spool["writable"] == true)
-            {
-                assert!(
-                    freed_at.elapsed() < Duration::from_secs(15),
-                    "the spool did not become writable within 15 s of the disk having room: {:?}",
-                    bridge.spool().await
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            eventually(
+                Duration::from_secs(15),
+                "the spool to become writable once the disk had room",
+                || async {
+                    match bridge.spool().await {
+                        Ok(spool) if spool["writable"] == true => Ok(()),
+                        last => Err(format!("/spool {last:?}")),
+                    }
+                },
+            )
+            .await;
             let writable_after = freed_at.elapsed();
             let again = Load::start(
                 bridge.webhook_url(),

@@ -140,6 +140,8 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
                 }
                 pending = retry;
                 if !pending.is_empty() {
+                    // A publisher's pause before it retries (what a client
+                    // does), not a wait for something.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
@@ -148,25 +150,8 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
     while let Some(result) = tasks.join_next().await {
         result.unwrap();
     }
-    let probe = connection.create_channel().await.unwrap();
-    loop {
-        let queue = probe
-            .queue_declare(
-                "limited".into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        if queue.message_count() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The consumer has acked every message of the queue: it has everything.
+    node.wait_consumed("limited", Duration::from_secs(60)).await;
     stop.send_replace(true);
     let got: HashSet<String> = consumer.await.unwrap().into_iter().collect();
     let acked = acked.lock().unwrap().clone();
