@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use enate_bridge_test_support::{POLL, eventually_every, poll_until};
 use futures::future::join_all;
 
-use crate::{
+use enate_bridge_test_support::{
     bridge::Bridge,
     node::{Node, Ports},
     proxy::FaultProxy,

@@ -9,7 +9,8 @@
 //! fault (also written to target/cluster-report.txt). Each test boots its own
 //! cluster (about 20 s); the tests hold one lock so that one cluster runs at a
 //! time. Needs root and rabbitmq-server, like tests/faults, whose node, bridge,
-//! load and checker it shares (and the api tests' fault proxy).
+//! load and checker it shares (and the api tests' fault proxy), from
+//! tests/support (`enate_bridge_test_support`).
 //! `CLUSTER_LOGS=1` prints each bridge's log (without request lines) too.
 //! `reproducers`: ignored tests that show, without the bridge's binary, what
 //! RabbitMQ does in the cases the suite found.
@@ -29,31 +30,20 @@
 //!   the quorum queues' confirm latency is judged against what operators
 //!   run), but a 2 s heartbeat so that a black hole is noticed in seconds.
 
-#[allow(dead_code)]
-#[path = "../faults/bridge.rs"]
-mod bridge;
-#[allow(dead_code)]
-#[path = "../faults/checker.rs"]
-mod checker;
 mod cluster;
-#[allow(dead_code)]
-#[path = "../faults/load.rs"]
-mod load;
-#[allow(dead_code)]
-#[path = "../faults/node.rs"]
-mod node;
-#[allow(dead_code)]
-#[path = "../api/helpers/proxy.rs"]
-mod proxy;
 mod reproducers;
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use checker::{Verdict, drain_queue, wait_spool_drained};
 use cluster::{Cluster, Replica};
-use load::{Answer, History, Load, LoadSpec, Targets};
+use enate_bridge_test_support::{
+    bridge,
+    checker::{Verdict, drain_queue, wait_spool_drained},
+    load::{self, Answer, History, Load, LoadSpec, Targets},
+    suite::{self, Suite},
+};
 
 /// Where `checker` writes the `FAULT ...` lines, in target/.
 const REPORT_FILE: &str = "cluster-report.txt";
@@ -78,6 +68,13 @@ const MOVE_WITHIN: Duration = Duration::from_secs(30);
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 async fn serial() -> MutexGuard<'static, ()> {
+    suite::init(|| {
+        Suite::new(
+            env!("CARGO_BIN_EXE_enate-bridge"),
+            env!("CARGO_TARGET_TMPDIR"),
+            REPORT_FILE,
+        )
+    });
     SERIAL.lock().await
 }
 

@@ -9,28 +9,16 @@
 //! one bridge run at a time on a small machine. Needs root (mounts) and
 //! rabbitmq-server (scripts/test installs it).
 //!
-//! - `node`: the private RabbitMQ node; `bridge`: the binary as a subprocess;
-//! - `load`: the clients and their history; `checker`: the verdict;
-//! - `disk`: a tmpfs and an ext4 loop device for the spool; `proxy`: the TCP
-//!   fault proxy of the api tests;
+//! - shared with tests/cluster, in tests/support (`enate_bridge_test_support`):
+//!   `node`, the private RabbitMQ node; `bridge`, the binary as a subprocess;
+//!   `load`, the clients and their history; `checker`, the verdict; `proxy`,
+//!   the TCP fault proxy (the api tests' too);
+//! - `disk`: a tmpfs and an ext4 loop device for the spool;
 //! - `raw_confirms`: an ignored reproducer of the queue-nack finding without
 //!   the bridge (raw lapin publishes to a reject-publish queue).
 
-// bridge, load and node are shared with tests/cluster, which uses parts of
-// them that this suite does not (several URLs, replicas, clustering).
-#[allow(dead_code)]
-mod bridge;
-mod checker;
 mod disk;
-#[allow(dead_code)]
-mod load;
-#[allow(dead_code)]
-mod node;
 mod raw_confirms;
-// The api tests' proxy, shared rather than copied (this suite only black-holes).
-#[allow(dead_code)]
-#[path = "../api/helpers/proxy.rs"]
-mod proxy;
 
 use std::{
     path::Path,
@@ -48,12 +36,17 @@ use lapin::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
-use bridge::Bridge;
-use checker::{Verdict, drain_queue, reference_of, wait_spool_drained};
-use enate_bridge_test_support::{POLL, eventually, poll_until};
-use load::{Answer, History, Load, LoadSpec};
-use node::Node;
-use proxy::FaultProxy;
+use enate_bridge_test_support::{
+    POLL,
+    bridge::Bridge,
+    checker::{Verdict, drain_queue, reference_of, wait_spool_drained},
+    eventually,
+    load::{self, Answer, History, Load, LoadSpec},
+    node::Node,
+    poll_until,
+    proxy::FaultProxy,
+    suite::{self, Suite},
+};
 
 /// Where `checker` writes the `FAULT ...` lines, in target/.
 const REPORT_FILE: &str = "faults-report.txt";
@@ -69,6 +62,13 @@ const EXCHANGE: &str = "enate";
 const DRAIN_WITHIN: Duration = Duration::from_secs(90);
 
 async fn serial() -> MutexGuard<'static, ()> {
+    suite::init(|| {
+        Suite::new(
+            env!("CARGO_BIN_EXE_enate-bridge"),
+            env!("CARGO_TARGET_TMPDIR"),
+            REPORT_FILE,
+        )
+    });
     SERIAL.lock().await
 }
 

@@ -31,7 +31,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString},
 };
 
-use crate::node::Node;
+use enate_bridge_test_support::node::Node;
 
 /// Who publishes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -5,9 +5,8 @@
 //! contract (`contract`).
 
 pub mod contract;
-mod proxy;
 
-pub use proxy::FaultProxy;
+pub use enate_bridge_test_support::proxy::FaultProxy;
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use enate_bridge_test_support::eventually;
+use crate::eventually;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -63,7 +63,7 @@ impl Bridge {
     }
 
     async fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_enate-bridge"))
+        let mut child = Command::new(crate::suite::get().bridge_binary)
             .arg("serve")
             .env("ENATE_BRIDGE__AUTH__SECRETS", SECRET)
             .env("ENATE_BRIDGE__SERVER__BIND", "127.0.0.1:0")

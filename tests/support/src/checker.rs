@@ -9,12 +9,11 @@
 use std::{
     collections::HashMap,
     io::Write,
-    path::PathBuf,
     sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
-use enate_bridge_test_support::poll_until;
+use crate::poll_until;
 use futures::StreamExt;
 use lapin::{
     Connection, ConnectionProperties,
@@ -285,16 +284,13 @@ fn tail(lines: &[String], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// target/{crate::REPORT_FILE} (faults-report.txt, cluster-report.txt): emptied
-/// by the first line of a run, appended to after.
+/// The suite's report in target/ (faults-report.txt, cluster-report.txt, see
+/// `suite`): emptied by the first line of a run, appended to after.
 fn report(line: &str) {
     static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
     let file = FILE.get_or_init(|| {
-        let path: PathBuf = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .expect("CARGO_TARGET_TMPDIR is target/tmp")
-            .join(crate::REPORT_FILE);
-        Mutex::new(std::fs::File::create(&path).expect("the report in target/ can be written"))
+        let path = &crate::suite::get().report;
+        Mutex::new(std::fs::File::create(path).expect("the report in target/ can be written"))
     });
     let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(file, "{line}");

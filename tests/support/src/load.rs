@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use enate_bridge_test_support::poll_until;
+use crate::poll_until;
 use serde_json::{Value, json};
 use tokio::{task::JoinSet, time::Instant};
 

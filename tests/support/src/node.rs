@@ -7,8 +7,8 @@
 //! RABBITMQ_CONF_ENV_FILE, because the machine's /etc/rabbitmq files pin the
 //! shared node's name and port 5672 (see scripts/test, which does the same).
 //!
-//! The cluster suite (tests/cluster) uses this file too: it prepares several
-//! nodes on its own port range, boots them at once and joins them.
+//! The cluster suite (tests/cluster) uses it too: it prepares several nodes on
+//! its own port range, boots them at once and joins them.
 
 use std::{
     collections::HashSet,
@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use enate_bridge_test_support::{eventually, eventually_every, poll_until};
+use crate::{eventually, eventually_every, poll_until};
 use lapin::{Connection, ConnectionProperties};
 
 /// How long a node gets to boot (about 6 s here; more on a loaded machine).
