@@ -53,7 +53,7 @@ async fn confirms_on_one_channel_through_raw_concurrent_lapin_sends_lose_message
 }
 
 async fn every_confirmed_message_arrives(publisher: Publisher) {
-    let _serial = crate::serial().await;
+    let _serial = crate::harness::serial().await;
     let node = Node::start("raw-confirms").await;
     let connection = Connection::connect(&node.url(), ConnectionProperties::default())
         .await
@@ -99,7 +99,7 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let consumer = crate::slow_consumer_raw(node.url(), "limited", 400, stopped);
+    let consumer = crate::harness::slow_consumer_raw(node.url(), "limited", 400, stopped);
     let sender = match publisher {
         Publisher::RawLapin => {
             let channel = connection.create_channel().await.unwrap();
