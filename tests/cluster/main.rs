@@ -41,8 +41,8 @@ use cluster::{Cluster, Replica};
 use enate_bridge_test_support::{
     bridge,
     checker::{Verdict, drain_queue, wait_spool_drained},
+    init_suite,
     load::{self, Answer, History, Load, LoadSpec, Targets},
-    suite::{self, Suite},
 };
 
 /// Where `checker` writes the `FAULT ...` lines, in target/.
@@ -68,13 +68,7 @@ const MOVE_WITHIN: Duration = Duration::from_secs(30);
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 async fn serial() -> MutexGuard<'static, ()> {
-    suite::init(|| {
-        Suite::new(
-            env!("CARGO_BIN_EXE_enate-bridge"),
-            env!("CARGO_TARGET_TMPDIR"),
-            REPORT_FILE,
-        )
-    });
+    init_suite!(REPORT_FILE);
     SERIAL.lock().await
 }
 

@@ -21,9 +21,9 @@ use tokio::sync::{Mutex, MutexGuard};
 use enate_bridge_test_support::{
     bridge::Bridge,
     checker::{Verdict, drain_queue, reference_of, wait_spool_drained},
+    init_suite,
     load::History,
     node::Node,
-    suite::{self, Suite},
 };
 
 /// Where `checker` writes the `FAULT ...` lines, in target/.
@@ -40,13 +40,7 @@ const EXCHANGE: &str = "enate";
 pub(crate) const DRAIN_WITHIN: Duration = Duration::from_secs(90);
 
 pub(crate) async fn serial() -> MutexGuard<'static, ()> {
-    suite::init(|| {
-        Suite::new(
-            env!("CARGO_BIN_EXE_enate-bridge"),
-            env!("CARGO_TARGET_TMPDIR"),
-            REPORT_FILE,
-        )
-    });
+    init_suite!(REPORT_FILE);
     SERIAL.lock().await
 }
 

@@ -1,7 +1,7 @@
 //! What a fault suite tells the shared harness about itself: what cargo gives
 //! only to the test binary, at its compile time (`env!`). Each suite calls
-//! [`init`] before its tests use the harness (in its `serial()`, which every
-//! test calls first).
+//! [`init_suite!`](crate::init_suite) before its tests use the harness (in its
+//! `serial()`, which every test calls first).
 
 use std::{
     path::{Path, PathBuf},
@@ -29,6 +29,22 @@ impl Suite {
     }
 }
 
+/// `init_suite!("faults-report.txt")`: tells the harness that the test binary
+/// calling it runs, whose report is that file in target/. A macro, so that
+/// `env!` is read where cargo sets it: in the test binary.
+#[macro_export]
+macro_rules! init_suite {
+    ($report_file:expr) => {
+        $crate::suite::init(|| {
+            $crate::suite::Suite::new(
+                env!("CARGO_BIN_EXE_enate-bridge"),
+                env!("CARGO_TARGET_TMPDIR"),
+                $report_file,
+            )
+        })
+    };
+}
+
 static SUITE: OnceLock<Suite> = OnceLock::new();
 
 /// Tells the harness which suite runs it; the first call counts.
@@ -39,5 +55,5 @@ pub fn init(suite: impl FnOnce() -> Suite) {
 pub(crate) fn get() -> &'static Suite {
     SUITE
         .get()
-        .expect("the suite calls enate_bridge_test_support::suite::init first (in its serial())")
+        .expect("the suite calls init_suite! first (in its serial())")
 }
