@@ -15,6 +15,7 @@ use lapin::{
 use serde_json::{Value, json};
 
 use enate_bridge::config::SpoolMode;
+use enate_bridge_test_support::{eventually, eventually_every};
 
 use crate::helpers::{
     FaultProxy, TestApp, amqp_url, delete_exchanges_and_queues, json, metric_value, spawn_app,
@@ -40,33 +41,34 @@ async fn assert_unavailable_at_once(app: &TestApp, limit: Duration) -> Value {
 
 /// Posts distinct events until one is published, for at most 15 s.
 async fn post_until_published(app: &TestApp, attempt_base: u32) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for n in 0.. {
-        let body = json!({"Reference": format!("{attempt_base}-{n}")});
-        if app.post_json("PacketUpdated", &body).await.status() == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no publish succeeded within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut n = 0;
+    // Every 200 ms, as each probe publishes an event.
+    eventually_every(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        "a publish to succeed",
+        || {
+            let body = json!({"Reference": format!("{attempt_base}-{n}")});
+            n += 1;
+            async move {
+                let status = app.post_json("PacketUpdated", &body).await.status();
+                if status == 200 { Ok(()) } else { Err(status) }
+            }
+        },
+    )
+    .await
 }
 
 async fn wait_for_readyz(app: &TestApp, status: u16, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually(within, format_args!("/readyz to turn {status}"), || async {
         let response = app.get_admin("/readyz").await;
         if response.status() == status {
-            return response.json().await.unwrap();
+            Ok(response.json().await.unwrap())
+        } else {
+            Err(response.status())
         }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz did not turn {status} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,24 +200,30 @@ async fn a_connection_lost_to_a_black_holed_node_is_replaced_on_another_node_wit
     // can take over within one poll of /readyz, so the 503 may never be seen:
     // the reconnect counter says when the bridge is back (an unseen 503 was
     // shorter than the poll, well inside the bound below).
-    let deadline = Instant::now() + Duration::from_secs(10) + TIMEOUT * 3;
-    let mut lost = None;
-    loop {
-        let ready = app.get_admin("/readyz").await.status() == 200;
-        if !ready && lost.is_none() {
-            lost = Some(Instant::now());
-        }
-        if ready && reconnects().await > before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the bridge did not reconnect within {:?} of the black hole",
-            Duration::from_secs(10) + TIMEOUT * 3
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let reconnected_in = lost.map_or(Duration::ZERO, |at| at.elapsed());
+    let lost = std::cell::Cell::new(None);
+    // Every 20 ms: the probe also times the 503, to the poll.
+    eventually_every(
+        Duration::from_secs(10) + TIMEOUT * 3,
+        Duration::from_millis(20),
+        "the bridge to reconnect after the black hole",
+        || async {
+            let ready = app.get_admin("/readyz").await.status() == 200;
+            if !ready && lost.get().is_none() {
+                lost.set(Some(Instant::now()));
+            }
+            if !ready {
+                return Err("/readyz 503".to_string());
+            }
+            let reconnects = reconnects().await;
+            if reconnects > before {
+                Ok(())
+            } else {
+                Err(format!("/readyz 200, reconnects {reconnects}"))
+            }
+        },
+    )
+    .await;
+    let reconnected_in = lost.get().map_or(Duration::ZERO, |at| at.elapsed());
     assert!(
         other.forwarded() > 0,
         "the bridge never connected to the other node"

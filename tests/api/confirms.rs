@@ -15,6 +15,7 @@ use std::{
 };
 
 use enate_bridge::amqp::{Broker, BrokerSettings, Message, PublishError};
+use enate_bridge_test_support::eventually;
 use lapin::{
     BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     options::{
@@ -334,6 +335,9 @@ async fn a_channel_the_broker_closes_is_reopened_without_reconnecting() {
             matches!(result, Err(PublishError::Channel(_))),
             "{result:?}"
         );
+        // Not a synchronization: the half second after each channel error is
+        // the window in which a wrong reconnect (counted below) would happen;
+        // no event could say that none will.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(
@@ -351,18 +355,34 @@ async fn a_channel_the_broker_closes_is_reopened_without_reconnecting() {
 async fn closing_does_not_wait_for_a_connection_attempt_to_a_silent_broker() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
             held.push(socket);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let broker = Broker::start(broker_settings(url, Duration::from_secs(1)))
         .await
         .expect("an unreachable broker does not stop the start");
+    let attempts_of_start = accepted.load(std::sync::atomic::Ordering::SeqCst);
     // The supervisor is now in its next attempt, held by the silent broker.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the supervisor's next attempt to reach the silent broker",
+        || async {
+            let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst);
+            if attempts > attempts_of_start {
+                Ok(())
+            } else {
+                Err(format!("{attempts} connections accepted"))
+            }
+        },
+    )
+    .await;
     let closing = std::time::Instant::now();
     broker.close().await;
     assert!(

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use enate_bridge_test_support::eventually;
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -61,7 +62,8 @@ async fn a_body_that_trickles_in_gets_408_at_the_deadline_and_nothing_is_publish
     let mut stream = start_body(&app, 1000, 1).await;
     let started = Instant::now();
     let trickle = async {
-        // One byte every 100 ms: 1,000 bytes would take 100 s.
+        // One byte every 100 ms: 1,000 bytes would take 100 s. The sleep is the
+        // subject of the test (a sender that must be slow), not a wait.
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if stream.write_all(b" ").await.is_err() {
@@ -111,16 +113,20 @@ async fn slow_bodies_beyond_max_in_flight_do_not_lock_out_a_webhook_that_arrives
         slow.push(start_body(&app, 100_000, 10).await);
     }
     // Each holds the 10 bytes it sent, and no slot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ingress = readyz_ingress(&app).await;
-        if ingress["bodies_being_read"] == 10 && ingress["body_buffer_bytes"] == 100 {
-            assert_eq!(ingress["slots_in_use"], 0, "{ingress}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{ingress}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ingress = eventually(
+        Duration::from_secs(10),
+        "10 bodies being read, holding 100 bytes",
+        || async {
+            let ingress = readyz_ingress(&app).await;
+            if ingress["bodies_being_read"] == 10 && ingress["body_buffer_bytes"] == 100 {
+                Ok(ingress)
+            } else {
+                Err(ingress)
+            }
+        },
+    )
+    .await;
+    assert_eq!(ingress["slots_in_use"], 0, "{ingress}");
 
     let response = app
         .post_webhook("PacketUpdated", r#"{"ProcessType": 2, "Status": 1}"#)
@@ -247,11 +253,7 @@ async fn a_body_that_does_not_fit_the_buffer_budget_gets_503_and_the_budget_come
     let queue = app.bind_queue("#").await;
     let webhook = r#"{"ProcessType": 2, "Status": 1, "Reference": "fits once the budget is back"}"#;
     let holder = start_body(&app, 1000, 990).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while readyz_ingress(&app).await["body_buffer_bytes"] != 990 {
-        assert!(Instant::now() < deadline, "{}", readyz_ingress(&app).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    buffer_bytes_become(&app, 990).await;
 
     let refused = app.post_webhook("PacketUpdated", webhook).await;
 
@@ -260,12 +262,25 @@ async fn a_body_that_does_not_fit_the_buffer_budget_gets_503_and_the_budget_come
     assert_eq!(answer["status"], "overloaded");
     queue.assert_empty().await;
     drop(holder);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while readyz_ingress(&app).await["body_buffer_bytes"] != 0 {
-        assert!(Instant::now() < deadline, "{}", readyz_ingress(&app).await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    buffer_bytes_become(&app, 0).await;
     let accepted = app.post_webhook("PacketUpdated", webhook).await;
     assert_eq!(accepted.status(), 200);
     queue.next().await;
+}
+
+/// Waits until /readyz says the body buffers hold `bytes`.
+async fn buffer_bytes_become(app: &TestApp, bytes: u64) {
+    eventually(
+        Duration::from_secs(10),
+        format_args!("the body buffers to hold {bytes} bytes"),
+        || async {
+            let ingress = readyz_ingress(app).await;
+            if ingress["body_buffer_bytes"] == bytes {
+                Ok(())
+            } else {
+                Err(ingress)
+            }
+        },
+    )
+    .await
 }

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use enate_bridge_test_support::eventually;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -21,14 +22,20 @@ async fn a_request_in_flight_at_shutdown_gets_its_confirm_and_its_200() {
     let queue = app.bind_queue("#").await;
 
     // Hold the broker's confirm back so the request is still in flight at shutdown.
-    proxy.black_hole();
-    let in_flight = app.post_in_background("PacketUpdated", r#"{"Reference": "in flight"}"#);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = app
+        .hold_a_slot_with(&proxy, r#"{"Reference": "in flight"}"#)
+        .await;
     let stopping = app.begin_stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let readyz = app.get_admin("/readyz").await;
-    assert_eq!(readyz.status(), 503);
+    let readyz = eventually(Duration::from_secs(5), "/readyz to turn 503", || async {
+        let readyz = app.get_admin("/readyz").await;
+        if readyz.status() == 503 {
+            Ok(readyz)
+        } else {
+            Err(readyz.status())
+        }
+    })
+    .await;
     assert_eq!(
         readyz.json::<Value>().await.unwrap()["reason"],
         "shutting down"

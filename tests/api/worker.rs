@@ -274,6 +274,8 @@ async fn the_worker_reconnects_after_its_connection_is_cut() {
         &json!({"GUID": "44444444-4444-4444-8444-444444444444", "Status": 3}),
     )
     .await;
+    // The outage's length, the subject here (the worker must meet it and
+    // reconnect), not a wait for something.
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.restore();
     let line = next_line(&mut worker, &mut lines).await;

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use enate_bridge_test_support::{POLL, eventually_every, poll_until};
 use futures::future::join_all;
 
-use crate::{
+use enate_bridge_test_support::{
     bridge::Bridge,
     node::{Node, Ports},
     proxy::FaultProxy,
@@ -107,22 +108,20 @@ impl Cluster {
     /// does before each step of a rolling restart; returns how long that took.
     pub async fn wait_not_quorum_critical(&self, index: usize, within: Duration) -> Duration {
         let started = Instant::now();
-        loop {
-            let check = self.nodes[index]
-                .tool_async(
+        // Every 500 ms: each probe runs rabbitmq-diagnostics.
+        eventually_every(
+            within,
+            Duration::from_millis(500),
+            format_args!("{} not to be quorum critical", self.nodes[index].name),
+            || {
+                self.nodes[index].tool_async(
                     "rabbitmq-diagnostics",
                     &["check_if_node_is_quorum_critical"],
                 )
-                .await;
-            match check {
-                Ok(_) => return started.elapsed(),
-                Err(error) if started.elapsed() > within => panic!(
-                    "{} stayed quorum critical for {within:?}: {error}",
-                    self.nodes[index].name
-                ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-            }
-        }
+            },
+        )
+        .await;
+        started.elapsed()
     }
 }
 
@@ -178,19 +177,18 @@ impl Replica {
         connections_before: usize,
         within: Duration,
     ) -> Option<usize> {
-        let started = Instant::now();
-        loop {
+        poll_until(within, POLL, || async {
             if self.bridge.connections().len() > connections_before
                 && let Ok((200, body)) = self.bridge.readyz().await
                 && body["broker"]["status"] == "connected"
             {
-                return self.node();
+                return Ok(self.node());
             }
-            if started.elapsed() > within {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Err("not reconnected")
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// From the bridge's own log: how long its latest outage lasted, from

@@ -9,7 +9,8 @@
 //! fault (also written to target/cluster-report.txt). Each test boots its own
 //! cluster (about 20 s); the tests hold one lock so that one cluster runs at a
 //! time. Needs root and rabbitmq-server, like tests/faults, whose node, bridge,
-//! load and checker it shares (and the api tests' fault proxy).
+//! load and checker it shares (and the api tests' fault proxy), from
+//! tests/support (`enate_bridge_test_support`).
 //! `CLUSTER_LOGS=1` prints each bridge's log (without request lines) too.
 //! `reproducers`: ignored tests that show, without the bridge's binary, what
 //! RabbitMQ does in the cases the suite found.
@@ -29,31 +30,20 @@
 //!   the quorum queues' confirm latency is judged against what operators
 //!   run), but a 2 s heartbeat so that a black hole is noticed in seconds.
 
-#[allow(dead_code)]
-#[path = "../faults/bridge.rs"]
-mod bridge;
-#[allow(dead_code)]
-#[path = "../faults/checker.rs"]
-mod checker;
 mod cluster;
-#[allow(dead_code)]
-#[path = "../faults/load.rs"]
-mod load;
-#[allow(dead_code)]
-#[path = "../faults/node.rs"]
-mod node;
-#[allow(dead_code)]
-#[path = "../api/helpers/proxy.rs"]
-mod proxy;
 mod reproducers;
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use checker::{Verdict, drain_queue, wait_spool_drained};
 use cluster::{Cluster, Replica};
-use load::{Answer, History, Load, LoadSpec, Targets};
+use enate_bridge_test_support::{
+    bridge,
+    checker::{Verdict, drain_queue, wait_spool_drained},
+    init_suite,
+    load::{self, Answer, History, Load, LoadSpec, Targets},
+};
 
 /// Where `checker` writes the `FAULT ...` lines, in target/.
 const REPORT_FILE: &str = "cluster-report.txt";
@@ -78,6 +68,7 @@ const MOVE_WITHIN: Duration = Duration::from_secs(30);
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 async fn serial() -> MutexGuard<'static, ()> {
+    init_suite!(REPORT_FILE);
     SERIAL.lock().await
 }
 
@@ -371,6 +362,7 @@ async fn a_node_black_holed_from_both_bridges_the_bridges_move_and_nothing_is_lo
         replica.links[holed].black_hole();
     }
     let (moves, reconnect) = setup.moves(&[holed], &before, at).await;
+    // The partition's length, the subject of the test (not a wait for something).
     tokio::time::sleep_until((at + Duration::from_secs(15)).into()).await;
     for replica in &setup.replicas {
         replica.links[holed].restore();
@@ -528,6 +520,7 @@ async fn two_of_three_nodes_down_the_bridges_spool_and_forward_once_quorum_is_ba
     let quorum_lost_at = Instant::now();
     let quorum_lost = load.elapsed();
     let (moves, reconnect) = setup.moves(&down, &before, at).await;
+    // How long quorum stays lost, the subject of the test (not a wait).
     tokio::time::sleep_until((quorum_lost_at + Duration::from_secs(15)).into()).await;
     assert_under_load(&load, "quorum came back");
     let quorum_back_from = load.elapsed();

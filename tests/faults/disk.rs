@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::node::run;
+use enate_bridge_test_support::node::run;
 
 fn mount_failed(what: &str, error: String) -> ! {
     panic!(

@@ -31,7 +31,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString},
 };
 
-use crate::node::Node;
+use enate_bridge_test_support::node::Node;
 
 /// Who publishes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,7 +53,7 @@ async fn confirms_on_one_channel_through_raw_concurrent_lapin_sends_lose_message
 }
 
 async fn every_confirmed_message_arrives(publisher: Publisher) {
-    let _serial = crate::serial().await;
+    let _serial = crate::harness::serial().await;
     let node = Node::start("raw-confirms").await;
     let connection = Connection::connect(&node.url(), ConnectionProperties::default())
         .await
@@ -99,7 +99,7 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let consumer = crate::slow_consumer_raw(node.url(), "limited", 400, stopped);
+    let consumer = crate::harness::slow_consumer_raw(node.url(), "limited", 400, stopped);
     let sender = match publisher {
         Publisher::RawLapin => {
             let channel = connection.create_channel().await.unwrap();
@@ -140,6 +140,8 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
                 }
                 pending = retry;
                 if !pending.is_empty() {
+                    // A publisher's pause before it retries (what a client
+                    // does), not a wait for something.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
@@ -148,25 +150,8 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
     while let Some(result) = tasks.join_next().await {
         result.unwrap();
     }
-    let probe = connection.create_channel().await.unwrap();
-    loop {
-        let queue = probe
-            .queue_declare(
-                "limited".into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        if queue.message_count() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The consumer has acked every message of the queue: it has everything.
+    node.wait_consumed("limited", Duration::from_secs(60)).await;
     stop.send_replace(true);
     let got: HashSet<String> = consumer.await.unwrap().into_iter().collect();
     let acked = acked.lock().unwrap().clone();

@@ -187,6 +187,7 @@ fn admit(
 
 async fn late(delay: Option<Duration>, answer: HttpResponse) -> HttpResponse {
     if let Some(delay) = delay {
+        // A slow Enate, the subject of the tests that ask for one (not a wait).
         tokio::time::sleep(delay).await;
     }
     answer

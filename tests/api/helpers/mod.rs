@@ -5,9 +5,8 @@
 //! contract (`contract`).
 
 pub mod contract;
-mod proxy;
 
-pub use proxy::FaultProxy;
+pub use enate_bridge_test_support::proxy::FaultProxy;
 
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use enate_bridge::{
     config::{ListenAddress, Settings},
     startup::Application,
 };
+use enate_bridge_test_support::eventually;
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
     message::Delivery,
@@ -148,18 +148,19 @@ impl TestApp {
     /// Waits until /readyz says the broker is connected: the topology is
     /// declared and publishing works. Panics after 30 s.
     pub async fn wait_until_connected(&self) {
-        let deadline = std::time::Instant::now() + CONNECT_WITHIN;
-        loop {
-            let readyz: Value = self.get_admin("/readyz").await.json().await.unwrap();
-            if readyz["broker"]["status"] == "connected" {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the bridge did not connect to RabbitMQ within {CONNECT_WITHIN:?}: {readyz}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(
+            CONNECT_WITHIN,
+            "the bridge to connect to RabbitMQ",
+            || async {
+                let readyz: Value = self.get_admin("/readyz").await.json().await.unwrap();
+                if readyz["broker"]["status"] == "connected" {
+                    Ok(())
+                } else {
+                    Err(readyz)
+                }
+            },
+        )
+        .await
     }
 
     /// POSTs `body` to /webhooks/{webhook} with the right secret.
@@ -185,20 +186,31 @@ impl TestApp {
     /// admission slot (/readyz `ingress.slots_in_use`); `proxy.restore()` lets
     /// it finish.
     pub async fn hold_a_slot(&self, proxy: &FaultProxy) -> JoinHandle<reqwest::Response> {
+        self.hold_a_slot_with(proxy, "{}").await
+    }
+
+    /// `hold_a_slot`, with a PacketUpdated of this body.
+    pub async fn hold_a_slot_with(
+        &self,
+        proxy: &FaultProxy,
+        body: &str,
+    ) -> JoinHandle<reqwest::Response> {
         proxy.black_hole();
-        let held = self.post_in_background("PacketUpdated", "{}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let readyz: Value = self.get_admin("/readyz").await.json().await.unwrap();
-            if readyz["ingress"]["slots_in_use"] == 1 {
-                return held;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no request held a slot within 10 s: {readyz}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let held = self.post_in_background("PacketUpdated", body);
+        eventually(
+            Duration::from_secs(10),
+            "a request to hold a slot",
+            || async {
+                let readyz: Value = self.get_admin("/readyz").await.json().await.unwrap();
+                if readyz["ingress"]["slots_in_use"] == 1 {
+                    Ok(())
+                } else {
+                    Err(readyz)
+                }
+            },
+        )
+        .await;
+        held
     }
 
     pub fn post_in_background(&self, webhook: &str, body: &str) -> JoinHandle<reqwest::Response> {
@@ -358,13 +370,12 @@ pub struct TestQueue {
 impl TestQueue {
     /// The next message, waiting up to 15 seconds for it.
     pub async fn next(&self) -> Delivery {
-        for _ in 0..300 {
-            if let Some(message) = self.try_next().await {
-                return message;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no message arrived in queue {} within 15 s", self.name);
+        eventually(
+            Duration::from_secs(15),
+            format_args!("a message in queue {}", self.name),
+            || self.try_next(),
+        )
+        .await
     }
 
     /// The next message, if any, once checked against the published contract.
@@ -387,6 +398,8 @@ impl TestQueue {
     /// Asserts the queue stays empty (messages are confirmed before the bridge
     /// answers, so a short wait only guards against a late, wrong publish).
     pub async fn assert_empty(&self) {
+        // Not a synchronization: the 200 ms are how long "stays empty" is
+        // watched for; no event could say that nothing more will come.
         tokio::time::sleep(Duration::from_millis(200)).await;
         if let Some(message) = self.try_next().await {
             panic!(

@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use crate::eventually;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -62,7 +63,7 @@ impl Bridge {
     }
 
     async fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_enate-bridge"))
+        let mut child = Command::new(crate::suite::get().bridge_binary)
             .arg("serve")
             .env("ENATE_BRIDGE__AUTH__SECRETS", SECRET)
             .env("ENATE_BRIDGE__SERVER__BIND", "127.0.0.1:0")
@@ -175,21 +176,13 @@ impl Bridge {
 
     /// Waits until /readyz says the broker is connected.
     pub async fn wait_broker_connected(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Ok((200, body)) = self.readyz().await
-                && body["broker"]["status"] == "connected"
-            {
-                return;
+        eventually(within, "the bridge to connect to RabbitMQ", || async {
+            match self.readyz().await {
+                Ok((200, body)) if body["broker"]["status"] == "connected" => Ok(()),
+                other => Err(format!("/readyz {other:?}")),
             }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "the bridge did not connect to RabbitMQ within {within:?}: {:?}",
-                    self.readyz().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// kill -9, waiting for the process to be gone.

@@ -9,11 +9,11 @@
 use std::{
     collections::HashMap,
     io::Write,
-    path::PathBuf,
     sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
+use crate::poll_until;
 use futures::StreamExt;
 use lapin::{
     Connection, ConnectionProperties,
@@ -30,23 +30,22 @@ use crate::{
 /// Waits until GET /spool says `events == 0`; returns how long that took.
 pub async fn wait_spool_drained(bridge: &Bridge, within: Duration) -> Duration {
     let started = Instant::now();
-    loop {
-        let last = bridge.spool().await;
-        if let Ok(spool) = &last
-            && spool["events"] == 0
-        {
-            return started.elapsed();
+    let drained = poll_until(within, Duration::from_millis(100), || async {
+        match bridge.spool().await {
+            Ok(spool) if spool["events"] == 0 => Ok(()),
+            last => Err(format!("{last:?}")),
         }
-        if started.elapsed() > within {
-            panic!(
-                "the spool was not drained within {within:?}: last /spool {last:?}, /readyz {:?}\n\
-                 bridge log (without request lines):\n{}",
-                bridge.readyz().await,
-                tail(&bridge.notable_log(), 60)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    if let Err(last) = drained {
+        panic!(
+            "the spool was not drained within {within:?}: last /spool {last}, /readyz {:?}\n\
+             bridge log (without request lines):\n{}",
+            bridge.readyz().await,
+            tail(&bridge.notable_log(), 60)
+        );
     }
+    started.elapsed()
 }
 
 /// Every message of `queue` (consumed without ack), as the references of the
@@ -285,16 +284,13 @@ fn tail(lines: &[String], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// target/{crate::REPORT_FILE} (faults-report.txt, cluster-report.txt): emptied
-/// by the first line of a run, appended to after.
+/// The suite's report in target/ (faults-report.txt, cluster-report.txt, see
+/// `suite`): emptied by the first line of a run, appended to after.
 fn report(line: &str) {
     static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
     let file = FILE.get_or_init(|| {
-        let path: PathBuf = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .expect("CARGO_TARGET_TMPDIR is target/tmp")
-            .join(crate::REPORT_FILE);
-        Mutex::new(std::fs::File::create(&path).expect("the report in target/ can be written"))
+        let path = &crate::suite::get().report;
+        Mutex::new(std::fs::File::create(path).expect("the report in target/ can be written"))
     });
     let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(file, "{line}");

@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use crate::poll_until;
 use serde_json::{Value, json};
 use tokio::{task::JoinSet, time::Instant};
 
@@ -149,7 +150,8 @@ impl Load {
             clients.spawn(async move {
                 for seq in 0..count {
                     if let Some(rate) = spec.rate {
-                        // Client c sends its n-th event at (n * clients + c) / rate.
+                        // Client c sends its n-th event at (n * clients + c) / rate:
+                        // the load's pacing, not a wait for something.
                         let slot = (seq * spec.clients + client) as f64 / rate;
                         tokio::time::sleep_until(started + Duration::from_secs_f64(slot)).await;
                     }
@@ -199,9 +201,12 @@ impl Load {
 
     /// Waits until at least `n` events were sent (or the load ended).
     pub async fn wait_sent(&self, n: usize) {
-        while self.sent() < n.min(self.spec.total) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let n = n.min(self.spec.total);
+        // No bound but the load's own end: it sends `total` events, then stops.
+        let _ = poll_until(Duration::MAX, Duration::from_millis(10), || async {
+            self.sent() >= n
+        })
+        .await;
     }
 
     /// Waits until `what` holds for at least `n` answers, at most `within`;
@@ -212,16 +217,18 @@ impl Load {
         what: impl Fn(&Answer) -> bool,
         within: Duration,
     ) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
+        // Every 10 ms: the moment it holds is when the test acts.
+        poll_until(within, Duration::from_millis(10), || async {
             if self.count(&what) >= n {
-                return true;
+                Some(true)
+            } else if self.finished() {
+                Some(false)
+            } else {
+                None
             }
-            if self.finished() || Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
+        .unwrap_or(false)
     }
 
     pub fn finished(&self) -> bool {

@@ -7,8 +7,8 @@
 //! RABBITMQ_CONF_ENV_FILE, because the machine's /etc/rabbitmq files pin the
 //! shared node's name and port 5672 (see scripts/test, which does the same).
 //!
-//! The cluster suite (tests/cluster) uses this file too: it prepares several
-//! nodes on its own port range, boots them at once and joins them.
+//! The cluster suite (tests/cluster) uses it too: it prepares several nodes on
+//! its own port range, boots them at once and joins them.
 
 use std::{
     collections::HashSet,
@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::{eventually, eventually_every, poll_until};
 use lapin::{Connection, ConnectionProperties};
 
 /// How long a node gets to boot (about 6 s here; more on a loaded machine).
@@ -132,7 +133,15 @@ impl Node {
             .spawn()
             .expect("rabbitmq-server can be started");
         self.servers.lock().unwrap().push(server);
-        loop {
+        let fails = |why: String| -> ! {
+            panic!(
+                "the private RabbitMQ node {} did not take AMQP connections ({why}); its output:\n{}",
+                self.name,
+                std::fs::read_to_string(self.dir.join("out.txt")).unwrap_or_default()
+            )
+        };
+        // Every 200 ms: each probe opens an AMQP connection.
+        let booted = poll_until(BOOT_TIMEOUT, Duration::from_millis(200), || async {
             if let Ok(Ok(connection)) = tokio::time::timeout(
                 Duration::from_secs(5),
                 Connection::connect(&self.url(), ConnectionProperties::default()),
@@ -140,13 +149,7 @@ impl Node {
             .await
             {
                 let _ = connection.close(200, "ready".into()).await;
-                eprintln!(
-                    "faults: node {} ready on 127.0.0.1:{} in {:.1} s",
-                    self.name,
-                    self.port,
-                    started.elapsed().as_secs_f64()
-                );
-                return;
+                return true;
             }
             let exited = self
                 .servers
@@ -154,18 +157,21 @@ impl Node {
                 .unwrap()
                 .last_mut()
                 .and_then(|server| server.try_wait().ok().flatten());
-            if exited.is_some() || started.elapsed() > BOOT_TIMEOUT {
-                panic!(
-                    "the private RabbitMQ node {} did not take AMQP connections ({}); its output:\n{}",
-                    self.name,
-                    exited.map_or(format!("not within {BOOT_TIMEOUT:?}"), |status| format!(
-                        "rabbitmq-server exited: {status}"
-                    )),
-                    std::fs::read_to_string(self.dir.join("out.txt")).unwrap_or_default()
-                );
+            if let Some(status) = exited {
+                fails(format!("rabbitmq-server exited: {status}"));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            false
+        })
+        .await;
+        if booted.is_err() {
+            fails(format!("not within {BOOT_TIMEOUT:?}"));
         }
+        eprintln!(
+            "faults: node {} ready on 127.0.0.1:{} in {:.1} s",
+            self.name,
+            self.port,
+            started.elapsed().as_secs_f64()
+        );
     }
 
     /// A clean stop (`rabbitmqctl stop`), returning once the server process is gone.
@@ -285,6 +291,63 @@ impl Node {
         Ok(())
     }
 
+    /// How many lines of the node's own log (RABBITMQ_LOG_BASE) contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> usize {
+        std::fs::read_dir(self.dir.join("log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+            .map(|entry| {
+                std::fs::read_to_string(entry.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|line| line.contains(needle))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// The messages of `queue` that no consumer has acked yet: ready or
+    /// delivered and unacknowledged (a passive declare counts only the ready).
+    pub async fn unacked_messages(&self, queue: &str) -> Result<u64, String> {
+        let listing = self
+            .ctl_async(&[
+                "list_queues",
+                "-q",
+                "--no-table-headers",
+                "name",
+                "messages",
+            ])
+            .await?;
+        listing
+            .lines()
+            .find_map(|line| match line.split_once('\t') {
+                Some((name, count)) if name == queue => count.trim().parse().ok(),
+                _ => None,
+            })
+            .ok_or_else(|| format!("no queue {queue} in rabbitmqctl list_queues: {listing}"))
+    }
+
+    /// Waits until a consumer has acked every message of `queue`: then it has
+    /// them all (none ready, none in its prefetch).
+    pub async fn wait_consumed(&self, queue: &str, within: Duration) {
+        // Every 500 ms: each probe runs rabbitmqctl.
+        eventually_every(
+            within,
+            Duration::from_millis(500),
+            format_args!("the consumer of {queue} to have acked every message"),
+            || async {
+                match self.unacked_messages(queue).await {
+                    Ok(0) => Ok(()),
+                    Ok(n) => Err(format!("{n} messages ready or unacked")),
+                    Err(error) => Err(error),
+                }
+            },
+        )
+        .await
+    }
+
     /// `rabbitmqctl -n NODE ARGS...`; `Err` with its output when it fails.
     pub async fn ctl_async(&self, args: &[&str]) -> Result<String, String> {
         self.tool_async("rabbitmqctl", args).await
@@ -374,14 +437,10 @@ pub fn alive(pid: u32) -> bool {
 }
 
 async fn wait_gone(pid: u32, within: Duration) {
-    let deadline = Instant::now() + within;
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} still runs after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(within, format_args!("process {pid} to be gone"), || async {
+        !alive(pid)
+    })
+    .await
 }
 
 /// Runs a command to its end; `Err` with its output when it fails.
