@@ -331,11 +331,11 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::config::Settings;
+    use crate::config::{ConfigError, Settings};
 
     const GUID: &str = "aaaaaaaa-1111-4222-8333-444444444444";
 
-    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bridge.toml");
         std::fs::write(&path, format!("[auth]\nsecrets = [\"s\"]\n{toml}")).unwrap();
@@ -343,7 +343,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::load_from(Some(&path), Some(env)).map_err(|e| e.to_string())
+        Settings::load_from(Some(&path), Some(env))
     }
 
     fn section(entries: &str) -> String {
@@ -480,7 +480,7 @@ mod tests {
             ),
         ];
         for (toml, expected) in cases {
-            let error = load(&toml, &[]).unwrap_err();
+            let error = load(&toml, &[]).unwrap_err().to_string();
             assert!(
                 error.contains(expected),
                 "{toml}\nwanted {expected:?} in: {error}"

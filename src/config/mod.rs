@@ -28,7 +28,10 @@ pub use enate::{
 };
 pub use error::ConfigError;
 pub use secrets::{EmptySecret, Secret};
-pub use values::{HeaderSetting, ListenAddress, NotAUrl, TimeZoneSetting, UrlSetting};
+pub use values::{
+    HeaderSetting, ListenAddress, NotAHeaderName, NotATimeZone, NotAUrl, NotAnAddress,
+    TimeZoneSetting, UrlSetting,
+};
 
 use secrets::{ListItem, redact_all, secret_list};
 
