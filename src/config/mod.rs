@@ -21,12 +21,14 @@ use crate::{
 
 mod enate;
 mod error;
+mod log_filter;
 mod secrets;
 mod values;
 pub use enate::{
     EnateAuthMethod, EnateAuthSettings, EnateSettings, SubscriptionEntry, normalize_url,
 };
 pub use error::ConfigError;
+pub use log_filter::{LogFilter, NotALogFilter};
 pub use secrets::{EmptySecret, Secret};
 pub use values::{
     HeaderSetting, ListenAddress, NotAHeaderName, NotATimeZone, NotAUrl, NotAnAddress,
@@ -175,7 +177,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
-    pub level: String,
+    #[serde(deserialize_with = "log_filter::log_level")]
+    pub level: LogFilter,
 }
 
 impl Default for ServerSettings {
@@ -277,7 +280,7 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Json,
-            level: "info".into(),
+            level: LogFilter::parse("info").expect("the default is valid"),
         }
     }
 }
@@ -485,12 +488,6 @@ impl Settings {
                     "must be greater than 0 (or set spool.mode = \"off\")"
                 );
             }
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(ConfigError::new(
-                "log.level",
-                format!("{:?} is not a valid filter", self.log.level),
-            ));
         }
         self.enate.validate()?;
         Ok(())
