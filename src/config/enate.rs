@@ -392,9 +392,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bad_entries_name_their_key() {
-        let cases = [
+    /// Wrong `[[enate.subscriptions]]` entries and the key each error must name.
+    fn bad_subscriptions() -> Vec<(String, &'static str)> {
+        vec![
             (
                 section(&entry("PacketDeleted", "31", GUID)),
                 "unknown webhook \"PacketDeleted\" for key `enate.subscriptions[0].webhook`",
@@ -449,6 +449,12 @@ mod tests {
                 )),
                 "enate.subscriptions[1]: repeats enate.subscriptions[0]",
             ),
+        ]
+    }
+
+    /// Wrong URLs, keys and `[enate.auth]` of `[enate]`, and the key each error must name.
+    fn bad_urls_and_auth() -> Vec<(String, &'static str)> {
+        vec![
             (
                 format!(
                     "[enate]\npublic_url = \"https://b.example.com\"\n{}",
@@ -478,8 +484,12 @@ mod tests {
                     .to_string(),
                 "enate.auth.token",
             ),
-        ];
-        for (toml, expected) in cases {
+        ]
+    }
+
+    #[test]
+    fn bad_entries_name_their_key() {
+        for (toml, expected) in bad_subscriptions().into_iter().chain(bad_urls_and_auth()) {
             let error = load(&toml, &[]).unwrap_err().to_string();
             assert!(
                 error.contains(expected),
