@@ -19,11 +19,19 @@ use uuid::Uuid;
 use crate::{config::Settings, telemetry::error_chain, webhook::Webhook};
 
 /// For clap: a webhook name in any casing or in snake_case, as the ingress path takes it.
-pub fn parse_webhook(name: &str) -> Result<Webhook, String> {
-    Webhook::from_path_segment(name).ok_or_else(|| {
-        let names: Vec<&str> = Webhook::ALL.iter().map(|w| w.enate_name()).collect();
-        format!("not an Enate webhook; one of {}", names.join(", "))
-    })
+pub fn parse_webhook(name: &str) -> Result<Webhook, NotAWebhook> {
+    Webhook::from_path_segment(name).ok_or(NotAWebhook)
+}
+
+/// A `--webhook` that names none of Enate's six; clap prints it after the
+/// value, so it lists what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an Enate webhook; one of {}", webhook_names())]
+pub struct NotAWebhook;
+
+fn webhook_names() -> String {
+    let names: Vec<&str> = Webhook::ALL.iter().map(|w| w.enate_name()).collect();
+    names.join(", ")
 }
 
 /// Sends `count` sample webhooks of one kind and prints each answer. Exits 1 if any
@@ -467,7 +475,7 @@ mod tests {
             Ok(Webhook::NewCommunication)
         );
         assert_eq!(parse_webhook("PacketUpdated"), Ok(Webhook::PacketUpdated));
-        let error = parse_webhook("PacketDeleted").unwrap_err();
+        let error = parse_webhook("PacketDeleted").unwrap_err().to_string();
         assert!(error.contains("PacketCreated"), "{error}");
     }
 }

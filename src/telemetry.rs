@@ -5,15 +5,16 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFilter, LogFormat, LogSettings};
 
 pub fn init(settings: &LogSettings) {
-    let directives = std::env::var("RUST_LOG")
+    // RUST_LOG is for a person debugging: it wins when set, unless tracing
+    // cannot read it, and then the configured filter (checked at load) holds.
+    let chosen = std::env::var("RUST_LOG")
         .ok()
-        .filter(|value| EnvFilter::try_new(value).is_ok())
+        .and_then(|value| LogFilter::parse(&value).ok())
         .unwrap_or_else(|| settings.level.clone());
-    let filter = EnvFilter::try_new(with_quiet_dependencies(&directives))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = with_quiet_dependencies(&chosen);
     // Colour only for a person at a terminal: escape codes in a file or a
     // pipe (a container's log, `| grep`) are noise.
     let builder = tracing_subscriber::fmt()
@@ -48,15 +49,18 @@ const QUIET_DEPENDENCIES: [(&str, &str); 3] = [
     ("actix_server", "actix_server=warn"),
 ];
 
-fn with_quiet_dependencies(directives: &str) -> String {
-    let mut directives = directives.to_string();
+fn with_quiet_dependencies(chosen: &LogFilter) -> EnvFilter {
+    let mut filter = chosen
+        .directives()
+        .iter()
+        .cloned()
+        .fold(EnvFilter::default(), EnvFilter::add_directive);
     for (name, directive) in QUIET_DEPENDENCIES {
-        if !directives.contains(name) {
-            directives.push(',');
-            directives.push_str(directive);
+        if !chosen.as_str().contains(name) {
+            filter = filter.add_directive(directive.parse().expect("a valid constant directive"));
         }
     }
-    directives
+    filter
 }
 
 /// An error and its causes, joined by ": ", for a log line or a JSON reason.
@@ -69,4 +73,19 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_are_quiet_unless_named() {
+        let quiet = with_quiet_dependencies(&LogFilter::parse("info").unwrap()).to_string();
+        for (_, directive) in QUIET_DEPENDENCIES {
+            assert!(quiet.contains(directive), "{directive} in {quiet}");
+        }
+        let named = with_quiet_dependencies(&LogFilter::parse("info,lapin=debug").unwrap());
+        assert!(!named.to_string().contains("lapin=off"), "{named}");
+    }
 }

@@ -331,11 +331,11 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::config::Settings;
+    use crate::config::{ConfigError, Settings};
 
     const GUID: &str = "aaaaaaaa-1111-4222-8333-444444444444";
 
-    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bridge.toml");
         std::fs::write(&path, format!("[auth]\nsecrets = [\"s\"]\n{toml}")).unwrap();
@@ -343,7 +343,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::load_from(Some(&path), Some(env)).map_err(|e| e.to_string())
+        Settings::load_from(Some(&path), Some(env))
     }
 
     fn section(entries: &str) -> String {
@@ -392,9 +392,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bad_entries_name_their_key() {
-        let cases = [
+    /// Wrong `[[enate.subscriptions]]` entries and the key each error must name.
+    fn bad_subscriptions() -> Vec<(String, &'static str)> {
+        vec![
             (
                 section(&entry("PacketDeleted", "31", GUID)),
                 "unknown webhook \"PacketDeleted\" for key `enate.subscriptions[0].webhook`",
@@ -449,6 +449,12 @@ mod tests {
                 )),
                 "enate.subscriptions[1]: repeats enate.subscriptions[0]",
             ),
+        ]
+    }
+
+    /// Wrong URLs, keys and `[enate.auth]` of `[enate]`, and the key each error must name.
+    fn bad_urls_and_auth() -> Vec<(String, &'static str)> {
+        vec![
             (
                 format!(
                     "[enate]\npublic_url = \"https://b.example.com\"\n{}",
@@ -478,9 +484,13 @@ mod tests {
                     .to_string(),
                 "enate.auth.token",
             ),
-        ];
-        for (toml, expected) in cases {
-            let error = load(&toml, &[]).unwrap_err();
+        ]
+    }
+
+    #[test]
+    fn bad_entries_name_their_key() {
+        for (toml, expected) in bad_subscriptions().into_iter().chain(bad_urls_and_auth()) {
+            let error = load(&toml, &[]).unwrap_err().to_string();
             assert!(
                 error.contains(expected),
                 "{toml}\nwanted {expected:?} in: {error}"

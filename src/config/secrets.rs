@@ -9,6 +9,8 @@ use std::{fmt, str::FromStr};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serializer};
 
+use crate::amqp::{AmqpUrl, NotAnAmqpUrl};
+
 /// A webhook secret (one of `auth.secrets`): trimmed, because Enate's own
 /// example value has a leading space and the bridge trims what it is sent, and
 /// never empty, since an empty secret would accept a request without one.
@@ -178,4 +180,19 @@ impl<'de> Deserialize<'de> for SecretItem {
 
 pub(super) fn redact_all<S: Serializer>(secrets: &[Secret], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(secrets.iter().map(|_| "[redacted]"))
+}
+
+impl ListItem for AmqpUrl {
+    const KEY: &'static str = "amqp.urls";
+    type Error = NotAnAmqpUrl;
+    fn from_text(text: &str) -> Result<Self, NotAnAmqpUrl> {
+        text.parse()
+    }
+}
+
+pub(super) fn redact_url_passwords<S: Serializer>(
+    urls: &[AmqpUrl],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(AmqpUrl::shown))
 }

@@ -20,7 +20,7 @@ pub struct ListenAddress {
 }
 
 impl ListenAddress {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, NotAnAddress> {
         let address = match text.parse::<SocketAddr>() {
             Ok(address) => address,
             Err(_) => resolve(text)?,
@@ -49,21 +49,45 @@ impl ListenAddress {
     }
 }
 
-fn resolve(text: &str) -> Result<SocketAddr, String> {
-    let example = "write an address like 0.0.0.0:8080, 127.0.0.1:8080 or localhost:8080";
+/// What to write instead, ending every address error: whoever reads it is
+/// fixing the value by hand.
+const ADDRESS_EXAMPLE: &str =
+    "write an address like 0.0.0.0:8080, 127.0.0.1:8080 or localhost:8080";
+
+/// Text that is not an address to listen on.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAnAddress {
+    #[error("{text:?} has no port: {ADDRESS_EXAMPLE}")]
+    NoPort { text: String },
+    /// The resolver's reason is part of the sentence (as the message always
+    /// was), not a source, so an error chain does not repeat it.
+    #[error("{text:?} is not an address ({reason}): {ADDRESS_EXAMPLE}")]
+    Unresolvable {
+        text: String,
+        reason: std::io::Error,
+    },
+    #[error("{text:?} resolves to no address: {ADDRESS_EXAMPLE}")]
+    NoAddress { text: String },
+}
+
+fn resolve(text: &str) -> Result<SocketAddr, NotAnAddress> {
+    let text_owned = || text.to_string();
     if !text.contains(':') {
-        return Err(format!("{text:?} has no port: {example}"));
+        return Err(NotAnAddress::NoPort { text: text_owned() });
     }
     let addresses: Vec<SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|error| format!("{text:?} is not an address ({error}): {example}"))?
+        .map_err(|reason| NotAnAddress::Unresolvable {
+            text: text_owned(),
+            reason,
+        })?
         .collect();
     addresses
         .iter()
         .find(|address| address.is_ipv4())
         .or(addresses.first())
         .copied()
-        .ok_or_else(|| format!("{text:?} resolves to no address: {example}"))
+        .ok_or_else(|| NotAnAddress::NoAddress { text: text_owned() })
 }
 
 impl fmt::Display for ListenAddress {
@@ -79,12 +103,22 @@ pub struct HeaderSetting {
     name: HeaderName,
 }
 
+/// Text that is not an HTTP header name (or is empty, which `HeaderName`
+/// would otherwise refuse with no word of why).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{text:?} is not a valid header name")]
+pub struct NotAHeaderName {
+    text: String,
+}
+
 impl HeaderSetting {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, NotAHeaderName> {
         let name = HeaderName::try_from(text)
             .ok()
             .filter(|_| !text.is_empty())
-            .ok_or_else(|| format!("{text:?} is not a valid header name"))?;
+            .ok_or_else(|| NotAHeaderName {
+                text: text.to_string(),
+            })?;
         Ok(Self {
             text: text.to_string(),
             name,
@@ -114,10 +148,18 @@ pub struct TimeZoneSetting {
     zone: jiff::tz::TimeZone,
 }
 
+/// Text that names no time zone in the IANA database.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{text:?} is not an IANA time zone name (e.g. Europe/London)")]
+pub struct NotATimeZone {
+    text: String,
+}
+
 impl TimeZoneSetting {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let zone = jiff::tz::TimeZone::get(text)
-            .map_err(|_| format!("{text:?} is not an IANA time zone name (e.g. Europe/London)"))?;
+    pub fn parse(text: &str) -> Result<Self, NotATimeZone> {
+        let zone = jiff::tz::TimeZone::get(text).map_err(|_| NotATimeZone {
+            text: text.to_string(),
+        })?;
         Ok(Self {
             text: text.to_string(),
             zone,
@@ -235,7 +277,7 @@ mod tests {
     #[test]
     fn a_bad_address_says_what_to_write() {
         for text in ["nonsense", "localhost", "no-such-host.invalid:80", ""] {
-            let error = ListenAddress::parse(text).unwrap_err();
+            let error = ListenAddress::parse(text).unwrap_err().to_string();
             assert!(error.contains("localhost:8080"), "{text}: {error}");
         }
     }

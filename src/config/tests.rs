@@ -1,0 +1,319 @@
+//! Loading the whole configuration, end to end: sources, names in errors,
+//! redaction.
+
+use std::path::Path;
+
+use super::*;
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn serving_needs_a_secret_and_other_commands_do_not() {
+    let settings = Settings::load_from(None, env(&[])).unwrap();
+    let error = settings.require_secrets().unwrap_err().to_string();
+    assert!(error.contains("auth.secrets"), "{error}");
+}
+
+#[test]
+fn misspelt_variables_are_reported_and_other_prefixed_ones_are_not() {
+    for name in [
+        "ENATE_BRIDGE_SERVER__BIND",
+        "ENATE_BRIDGE_SERVER_BIND",
+        "ENATE_BRIDGE_AMQP__URLS",
+    ] {
+        let error = Settings::load_from(None, env(&[(name, "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(name) && error.contains("ENATE_BRIDGE__SERVER__BIND"),
+            "{name}: {error}"
+        );
+    }
+    for name in [
+        "ENATE_BRIDGE_TEST_AMQP_URL",
+        "ENATE_BRIDGEX",
+        "OTHER__SERVER__BIND",
+    ] {
+        assert!(
+            Settings::load_from(None, env(&[(name, "x")])).is_ok(),
+            "{name} is not the bridge's"
+        );
+    }
+}
+
+#[test]
+fn a_host_name_is_accepted_where_an_address_is_expected() {
+    let settings = Settings::load_from(
+        None,
+        env(&[("ENATE_BRIDGE__SERVER__BIND", "localhost:8080")]),
+    )
+    .unwrap();
+    assert_eq!(
+        settings.server.bind.socket_address().to_string(),
+        "127.0.0.1:8080"
+    );
+    assert!(
+        settings
+            .to_redacted_toml()
+            .contains("bind = \"localhost:8080\"")
+    );
+}
+
+#[test]
+fn errors_name_the_key_once_without_doubled_words() {
+    let cases = [
+        ("ENATE_BRIDGE__SERVER__MAX_BODY_BYTES", "lots"),
+        ("ENATE_BRIDGE__SERVER__BIND", "nonsense"),
+        ("ENATE_BRIDGE__AMQP__HEARTBEAT_SECS", "-1"),
+    ];
+    for (key, value) in cases {
+        let error = Settings::load_from(None, env(&[(key, value)]))
+            .unwrap_err()
+            .to_string();
+        let words: Vec<&str> = error.split_whitespace().collect();
+        assert!(
+            !words.windows(2).any(|pair| pair[0] == pair[1]),
+            "{key}={value}: {error}"
+        );
+        assert!(!error.starts_with("configuration"), "{error}");
+    }
+}
+
+#[test]
+fn allow_unauthenticated_starts_without_secrets() {
+    let settings = Settings::load_from(
+        None,
+        env(&[("ENATE_BRIDGE__AUTH__ALLOW_UNAUTHENTICATED", "true")]),
+    )
+    .unwrap();
+    assert!(settings.auth.secrets.is_empty());
+    assert_eq!(settings.server.bind.to_string(), "0.0.0.0:8080");
+    assert_eq!(settings.amqp.exchange, "enate");
+}
+
+#[test]
+fn environment_lists_are_comma_separated() {
+    let settings = Settings::load_from(
+        None,
+        env(&[
+            ("ENATE_BRIDGE__AUTH__SECRETS", "one, two"),
+            (
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqp://a:pw@h1:5672/%2f,amqp://a:pw@h2:5672/%2f",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(settings.auth.secrets.len(), 2);
+    assert_eq!(settings.amqp.urls.len(), 2);
+}
+
+#[test]
+fn a_numeric_secret_stays_a_string() {
+    let settings =
+        Settings::load_from(None, env(&[("ENATE_BRIDGE__AUTH__SECRETS", "12345")])).unwrap();
+    assert_eq!(settings.auth.secrets[0].expose_secret(), "12345");
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let error = Settings::load_from(
+        None,
+        env(&[
+            ("ENATE_BRIDGE__AUTH__SECRETS", "s"),
+            ("ENATE_BRIDGE__SERVER__BINDD", "x"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("server.bindd"), "{error}");
+
+    let error = Settings::load_from(
+        None,
+        env(&[
+            ("ENATE_BRIDGE__AUTH__SECRETS", "s"),
+            ("ENATE_BRIDGE__SERVR__BIND", "x"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("servr"), "{error}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        ("ENATE_BRIDGE__SERVER__BIND", "nonsense", "server.bind"),
+        ("ENATE_BRIDGE__ADMIN__BIND", "nonsense", "admin.bind"),
+        (
+            "ENATE_BRIDGE__AMQP__ROUTING_KEY",
+            "{event}.{colour}",
+            "amqp.routing_key",
+        ),
+        (
+            "ENATE_BRIDGE__EVENTS__NAIVE_TIME_ZONE",
+            "Mars/Olympus",
+            "events.naive_time_zone",
+        ),
+        (
+            "ENATE_BRIDGE__AMQP__URLS",
+            "http://x:secretpw@h/",
+            "amqp.urls[0]",
+        ),
+        (
+            "ENATE_BRIDGE__INGRESS__INVALID_PAYLOAD",
+            "drop",
+            "invalid_payload",
+        ),
+        ("ENATE_BRIDGE__AUTH__HEADER", "bad header", "auth.header"),
+        (
+            "ENATE_BRIDGE__AMQP__CONFIRM_TIMEOUT_MS",
+            "0",
+            "amqp.confirm_timeout_ms",
+        ),
+        ("ENATE_BRIDGE__LOG__FORMAT", "xml", "format"),
+        ("ENATE_BRIDGE__SPOOL__MODE", "sometimes", "mode"),
+        (
+            "ENATE_BRIDGE__AMQP__CONFIRMS_PER_CHANNEL",
+            "0",
+            "amqp.confirms_per_channel",
+        ),
+        ("ENATE_BRIDGE__SPOOL__MAX_BYTES", "0", "spool.max_bytes"),
+        (
+            "ENATE_BRIDGE__SERVER__BODY_TIMEOUT_SECS",
+            "0",
+            "server.body_timeout_secs",
+        ),
+        (
+            "ENATE_BRIDGE__SERVER__MAX_BODY_BUFFER_BYTES",
+            "1000",
+            "server.max_body_buffer_bytes",
+        ),
+        (
+            "ENATE_BRIDGE__SERVER__MAX_EVENTS_PER_REQUEST",
+            "0",
+            "server.max_events_per_request",
+        ),
+    ];
+    for (key, value, expected) in cases {
+        let error = Settings::load_from(
+            None,
+            env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s"), (key, value)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains(expected), "{key}={value}: {error}");
+        assert!(
+            !error.contains("secretpw"),
+            "{key}={value} leaked a password: {error}"
+        );
+    }
+}
+
+#[test]
+fn file_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(
+        &path,
+        "[amqp]\nexchange = \"from-file\"\nrouting_key = \"{status}\"\n[auth]\nsecrets = [\"s\"]\n",
+    )
+    .unwrap();
+    let settings = Settings::load_from(
+        Some(&path),
+        env(&[("ENATE_BRIDGE__AMQP__EXCHANGE", "from-env")]),
+    )
+    .unwrap();
+    assert_eq!(settings.amqp.exchange, "from-env");
+    assert_eq!(settings.amqp.routing_key.to_string(), "{status}");
+
+    std::fs::write(&path, "[amqp]\nexchang = \"typo\"\n").unwrap();
+    let error = Settings::load_from(Some(&path), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("exchang"), "{error}");
+}
+
+#[test]
+fn redacted_toml_hides_secrets_and_passwords() {
+    let settings = Settings::load_from(
+        None,
+        env(&[
+            ("ENATE_BRIDGE__AUTH__SECRETS", "topsecret"),
+            (
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqps://user:hunter2@broker:5671/prod",
+            ),
+        ]),
+    )
+    .unwrap();
+    let text = settings.to_redacted_toml();
+    assert!(
+        !text.contains("topsecret") && !text.contains("hunter2"),
+        "{text}"
+    );
+    assert!(text.contains("amqps://user:***@broker:5671/prod"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+}
+
+#[test]
+fn no_secret_reaches_an_error_or_check_config_whatever_its_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let cases = [
+        "[auth]\nsecrets = \"topsecret\"\n",
+        "[auth]\nsecrets = 12345678\n",
+        "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = \"amqp://u:topsecret@h:5672/%2f\"\n",
+        "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = [\"amqp://u:top/secret@h:5672/%2f\"]\n",
+        "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = [\"amqp://u:top#secret@h:5672/%2f\"]\n",
+        "[auth]\nsecrets = [\"s\"]\n[amqp]\nurls = [\"amqp://u:top?secret@h:5672/%2f\"]\n",
+        "[auth]\nsecrets = [\"s\"]\n[enate.auth]\ntoken_url = \"http://id:topsecret@idp.example/token\"\n",
+        "[auth]\nsecrets = [\"s\"]\n[enate]\napi_url = \"https://u:topsecret@enate.example/\"\n",
+    ];
+    for text in cases {
+        std::fs::write(&path, text).unwrap();
+        let shown = match Settings::load_from(Some(&path), env(&[])) {
+            Ok(settings) => settings.to_redacted_toml(),
+            Err(error) => error.to_string(),
+        };
+        for secret in [
+            "topsecret",
+            "top/secret",
+            "top#secret",
+            "top?secret",
+            "12345678",
+        ] {
+            assert!(!shown.contains(secret), "{text}: {shown}");
+        }
+    }
+}
+
+#[test]
+fn a_secret_list_is_a_list_or_one_comma_separated_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, "[auth]\nsecrets = \"one, two\"\n").unwrap();
+    let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+    assert_eq!(settings.auth.secrets.len(), 2);
+    std::fs::write(&path, "[auth]\nsecrets = [12345]\n").unwrap();
+    let settings = Settings::load_from(Some(&path), env(&[])).unwrap();
+    assert_eq!(settings.auth.secrets[0].expose_secret(), "12345");
+}
+
+#[test]
+fn example_file_loads_and_matches_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let from_file =
+        Settings::load_from(Some(&path), env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s")])).unwrap();
+    let defaults = Settings::load_from(None, env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s")])).unwrap();
+    assert_eq!(from_file.to_redacted_toml(), defaults.to_redacted_toml());
+}
