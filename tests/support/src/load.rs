@@ -133,9 +133,15 @@ impl Load {
 
     /// Starts the clients against the replicas of `targets`.
     pub fn start_on(targets: Targets, spec: LoadSpec) -> Load {
+        // A pooled connection is dropped after 2 s idle, before the bridge's
+        // keep-alive (actix-web's 5 s) closes it: reusing a connection the
+        // server is closing at that moment fails the request unanswered
+        // ("connection closed before message completed"), a race of every
+        // HTTP/1.1 client with keep-alive, not a refusal by the bridge.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(spec.clients)
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         let started = Instant::now();
