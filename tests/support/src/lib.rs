@@ -7,9 +7,12 @@
 //! - the fault suites' harness (tests/faults, tests/cluster): `node`, a
 //!   private RabbitMQ node; `bridge`, the binary as a subprocess; `load`, the
 //!   clients and their history; `checker`, the verdict; `suite`, what a suite
-//!   tells the harness about itself.
+//!   tells the harness about itself;
+//! - `certs`: a private CA and the certificates it signs, made by the test
+//!   itself (the TLS tests, on both sides of the bridge).
 
 pub mod bridge;
+pub mod certs;
 pub mod checker;
 pub mod eventually;
 pub mod load;
