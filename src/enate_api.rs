@@ -311,10 +311,8 @@ fn parse_subscription(item: &Value) -> Result<Subscription, UnexpectedAnswer> {
             .as_i64()
             .and_then(FilterObjectType::from_code)
             .map_or_else(|| Known::Other(code.to_string()), Known::Known),
-        Some(Value::String(name)) => FilterObjectType::parse(name).map_or_else(
-            || Known::Other(no_filter_named(name.trim())),
-            Known::Known,
-        ),
+        Some(Value::String(name)) => FilterObjectType::parse(name)
+            .map_or_else(|| Known::Other(no_filter_named(name.trim())), Known::Known),
         _ => Known::Other(String::new()),
     };
     let filter_object_guid = match text(field::FILTER_OBJECT_GUID) {
@@ -495,7 +493,13 @@ mod tests {
 
     #[test]
     fn a_filter_object_type_of_0_reads_as_none_as_enate_names_it() {
-        for given in [json!(0), json!("0"), json!("None"), json!("none"), json!(" NONE ")] {
+        for given in [
+            json!(0),
+            json!("0"),
+            json!("None"),
+            json!("none"),
+            json!(" NONE "),
+        ] {
             let answer = json!([{"GUID": "215d6b04-f587-eb11-b9ad-e86a64437383",
                                  "Webhook": "PacketCreated", "FilterObjectType": given}]);
             let subscription = &parse_list(&answer).unwrap()[0];
@@ -505,7 +509,8 @@ mod tests {
                 "{given}"
             );
         }
-        let answer = json!([{"GUID": "215d6b04-f587-eb11-b9ad-e86a64437383", "FilterObjectType": 32}]);
+        let answer =
+            json!([{"GUID": "215d6b04-f587-eb11-b9ad-e86a64437383", "FilterObjectType": 32}]);
         assert_eq!(
             parse_list(&answer).unwrap()[0].filter_object_type,
             Known::Other("32".into())

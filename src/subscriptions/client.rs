@@ -371,10 +371,8 @@ impl EnateClient {
         match self.method {
             EnateAuthMethod::Login => {
                 let mut url = url.clone();
-                url.query_pairs_mut().append_pair(
-                    enate_api::LOGIN_TOKEN_PARAMETER,
-                    self.token.expose_secret(),
-                );
+                url.query_pairs_mut()
+                    .append_pair(enate_api::LOGIN_TOKEN_PARAMETER, self.token.expose_secret());
                 self.http.request(method, url)
             }
             EnateAuthMethod::Bearer | EnateAuthMethod::ClientCredentials => self

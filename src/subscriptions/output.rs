@@ -172,7 +172,10 @@ pub fn list(
 /// `verify`: one line per subscription, its result, and under it the causes
 /// (or Enate's error, or why the URL reaches no bridge).
 pub fn verified(lines: &[Verified], json: bool) -> String {
-    let delivered = lines.iter().filter(|line| line.verdict.is_delivered()).count();
+    let delivered = lines
+        .iter()
+        .filter(|line| line.verdict.is_delivered())
+        .count();
     if json {
         let document = json!({
             "all_delivered": delivered == lines.len(),
@@ -199,7 +202,9 @@ pub fn verified(lines: &[Verified], json: bool) -> String {
                     (format!("delivered {seconds:.2} s{place}"), Vec::new())
                 }
                 Verdict::NotDelivered { causes } => ("not delivered".to_string(), causes.clone()),
-                Verdict::TestRefused { error } => (line.verdict.label().into(), vec![error.clone()]),
+                Verdict::TestRefused { error } => {
+                    (line.verdict.label().into(), vec![error.clone()])
+                }
                 Verdict::UrlUnreachable { reason } => {
                     (line.verdict.label().into(), vec![reason.clone()])
                 }

@@ -41,12 +41,8 @@ use super::{
     plan::{Expected, Plan},
 };
 use crate::{
-    config::Settings,
-    enate_api::Subscription,
-    event::cloudevents_type,
-    outcome::Outcome,
-    redact::redact_url,
-    webhook::Webhook,
+    config::Settings, enate_api::Subscription, event::cloudevents_type, outcome::Outcome,
+    redact::redact_url, webhook::Webhook,
 };
 
 /// What `verify` needs besides the settings.
@@ -174,15 +170,17 @@ pub async fn verify(
     let mut reachable = HashMap::new();
     for target in &targets {
         let url = target.subscription.subscriber_url.clone();
-        if !reachable.contains_key(&url) {
-            let answer = check_url(&http, &url).await;
-            reachable.insert(url, answer);
+        if let std::collections::hash_map::Entry::Vacant(vacant) = reachable.entry(url) {
+            let answer = check_url(&http, vacant.key()).await;
+            vacant.insert(answer);
         }
     }
-    let admin = options
-        .admin_url
-        .clone()
-        .unwrap_or_else(|| admin_url(settings.admin.bind.socket_address()));
+    let admin = match &options.admin_url {
+        // The listener's base URL is taken for its /metrics.
+        Some(url) if url.path() == "/" => url.join("metrics").expect("a relative path joins"),
+        Some(url) => url.clone(),
+        None => admin_url(settings.admin.bind.socket_address()),
+    };
     let mut watch = None;
     for target in targets {
         let subscription = target.subscription;
@@ -246,7 +244,11 @@ async fn check_url(http: &reqwest::Client, url: &str) -> Result<(), String> {
     if status == StatusCode::METHOD_NOT_ALLOWED && allows_post {
         return Ok(());
     }
-    let allow = if allows_post { "" } else { " without Allow: POST" };
+    let allow = if allows_post {
+        ""
+    } else {
+        " without Allow: POST"
+    };
     Err(format!(
         "GET {shown} answered {status}{allow}, not the bridge's 405 with Allow: POST: something \
          other than the bridge answers there (a wrong enate.public_url or subscriber_url, a proxy \

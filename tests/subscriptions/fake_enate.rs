@@ -212,11 +212,10 @@ fn admit(
         .headers()
         .get("Authorization")
         .and_then(|value| value.to_str().ok());
-    let login_token = web::Query::<std::collections::HashMap<String, String>>::from_query(
-        request.query_string(),
-    )
-    .ok()
-    .and_then(|query| query.get("authToken").cloned());
+    let login_token =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
+            .ok()
+            .and_then(|query| query.get("authToken").cloned());
     if authorization != Some(&format!("Bearer {TOKEN}"))
         && login_token.as_deref() != Some(LOGIN_TOKEN)
     {
@@ -253,26 +252,32 @@ async fn list(state: web::Data<Mutex<State>>, request: HttpRequest) -> HttpRespo
         Ok(delay) => delay,
         Err(answer) => return *answer,
     };
-    // As Enate's page shows it: a bare list, FilterObjectType as a name.
-    let state = state.lock().unwrap();
-    let codes = state.type_codes;
-    let items: Vec<Value> = state
-        .subscriptions
-        .iter()
-        .map(|s| {
-            json!({
-                "GUID": s.guid,
-                "Webhook": s.webhook,
-                "FilterObjectGUID": s.filter_object_guid,
-                "FilterObjectType": if codes { json!(s.filter_object_type) } else { json!(type_name(s.filter_object_type)) },
-                "SubscriberURL": s.subscriber_url,
-                "Signature": "c2lnbmF0dXJl",
-                "CustomHeader": s.custom_header,
-                "CustomHeaderValue": s.custom_header_value,
+    // As Enate's page shows it: a bare list, FilterObjectType as a name
+    // (or, when told, as its code).
+    let items: Vec<Value> = {
+        let state = state.lock().unwrap();
+        let codes = state.type_codes;
+        state
+            .subscriptions
+            .iter()
+            .map(|s| {
+                json!({
+                    "GUID": s.guid,
+                    "Webhook": s.webhook,
+                    "FilterObjectGUID": s.filter_object_guid,
+                    "FilterObjectType": if codes {
+                        json!(s.filter_object_type)
+                    } else {
+                        json!(type_name(s.filter_object_type))
+                    },
+                    "SubscriberURL": s.subscriber_url,
+                    "Signature": "c2lnbmF0dXJl",
+                    "CustomHeader": s.custom_header,
+                    "CustomHeaderValue": s.custom_header_value,
+                })
             })
-        })
-        .collect();
-    drop(state);
+            .collect()
+    };
     late(delay, HttpResponse::Ok().json(items)).await
 }
 
@@ -330,9 +335,10 @@ async fn simulate_event(
                 .post(&subscription.subscriber_url)
                 .timeout(Duration::from_secs(10))
                 .json(&body);
-            if let (Some(header), Some(value)) =
-                (&subscription.custom_header, &subscription.custom_header_value)
-            {
+            if let (Some(header), Some(value)) = (
+                &subscription.custom_header,
+                &subscription.custom_header_value,
+            ) {
                 post = post.header(header.as_str(), value.as_str());
             }
             let status = post.send().await.ok().map(|r| r.status().as_u16());

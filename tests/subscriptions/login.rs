@@ -19,13 +19,24 @@ fn login_bridge(enate: &FakeEnate, password: &str) -> Bridge {
 #[tokio::test]
 async fn a_login_with_user_name_and_password_gets_the_token_the_calls_carry() {
     let enate = FakeEnate::start().await;
-    enate.insert(stored("PacketCreated", 31, COMPANY, &url("PacketCreated"), SECRET));
+    enate.insert(stored(
+        "PacketCreated",
+        31,
+        COMPANY,
+        &url("PacketCreated"),
+        SECRET,
+    ));
 
     let list = login_bridge(&enate, PASSWORD)
         .subscriptions(&["list"])
         .await;
     assert_eq!(list.code, 0, "{}", list.describe());
-    assert!(list.stdout.contains("1 subscription(s), 1 pointing at this bridge"), "{}", list.describe());
+    assert!(
+        list.stdout
+            .contains("1 subscription(s), 1 pointing at this bridge"),
+        "{}",
+        list.describe()
+    );
     // The list call was admitted on the login's token alone (no bearer token is set).
     assert_eq!(enate.requests(), [LOGIN, LIST]);
 }
@@ -38,7 +49,8 @@ async fn a_refused_login_names_the_keys_and_never_the_password() {
     let list = login_bridge(&enate, wrong).subscriptions(&["list"]).await;
     assert_eq!(list.code, 1, "{}", list.describe());
     assert!(
-        list.stderr.contains("Enate refused the login (401 Unauthorized)")
+        list.stderr
+            .contains("Enate refused the login (401 Unauthorized)")
             && list.stderr.contains("enate.auth.username")
             && list.stderr.contains("enate.auth.password"),
         "{}",
@@ -92,5 +104,10 @@ async fn list_shows_a_filter_object_type_of_0_as_none_as_enate_names_it() {
         list.describe()
     );
     let json = bridge.subscriptions(&["list", "--json"]).await;
-    assert_eq!(json.json()[0]["filter_object_type"], "None", "{}", json.describe());
+    assert_eq!(
+        json.json()[0]["filter_object_type"],
+        "None",
+        "{}",
+        json.describe()
+    );
 }

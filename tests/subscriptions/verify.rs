@@ -41,7 +41,13 @@ impl RunningBridge {
     async fn start() -> RunningBridge {
         let mut settings = Settings::load_from(
             None,
-            Some([("ENATE_BRIDGE__AUTH__SECRETS".to_string(), SECRET.to_string())].into()),
+            Some(
+                [(
+                    "ENATE_BRIDGE__AUTH__SECRETS".to_string(),
+                    SECRET.to_string(),
+                )]
+                .into(),
+            ),
         )
         .expect("test settings are valid");
         let prefix = format!("test-verify-{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -66,7 +72,9 @@ impl RunningBridge {
             spool_dir: settings.spool.dir.clone(),
             stop: None,
         };
-        let application = Application::build(settings).await.expect("the bridge starts");
+        let application = Application::build(settings)
+            .await
+            .expect("the bridge starts");
         let (stop, stopped) = oneshot::channel::<()>();
         bridge.ingress = format!("http://127.0.0.1:{}", application.ingress_port());
         bridge.admin_port = application.admin_port();
@@ -102,7 +110,12 @@ impl RunningBridge {
              [amqp]\nexchange = \"{}\"\nquarantine_exchange = \"{}\"\nunrouted_exchange = \"{}\"\n\
              [enate]\napi_url = \"{}\"\npublic_url = \"{}\"\nallow_http = true\n\
              request_timeout_secs = 5\nretries = 0\n",
-            self.admin_port, self.exchange, self.quarantine, self.unrouted, enate.api_url, self.ingress
+            self.admin_port,
+            self.exchange,
+            self.quarantine,
+            self.unrouted,
+            enate.api_url,
+            self.ingress
         );
         for (webhook, filter_type, guid, url) in entries {
             toml.push_str(&format!(
@@ -156,7 +169,7 @@ impl Drop for RunningBridge {
 }
 
 /// The report line of a subscription, and the notes under it.
-fn report<'a>(run: &'a Run, guid: Uuid) -> (&'a str, Vec<&'a str>) {
+fn report(run: &Run, guid: Uuid) -> (&str, Vec<&str>) {
     let lines: Vec<&str> = run.stdout.lines().collect();
     let index = lines
         .iter()
@@ -174,15 +187,32 @@ fn report<'a>(run: &'a Run, guid: Uuid) -> (&'a str, Vec<&'a str>) {
 async fn every_subscription_whose_test_message_reaches_rabbitmq_is_delivered() {
     let bridge = RunningBridge::start().await;
     let enate = FakeEnate::start().await;
-    let created = stored("PacketCreated", 31, COMPANY, &bridge.url("PacketCreated"), SECRET);
-    let updated = stored("PacketUpdated", 215, CONTRACT, &bridge.url("PacketUpdated"), SECRET);
+    let created = stored(
+        "PacketCreated",
+        31,
+        COMPANY,
+        &bridge.url("PacketCreated"),
+        SECRET,
+    );
+    let updated = stored(
+        "PacketUpdated",
+        215,
+        CONTRACT,
+        &bridge.url("PacketUpdated"),
+        SECRET,
+    );
     enate.insert(created.clone());
     enate.insert(updated.clone());
     let config = bridge.config(
         &enate,
         &[
             ("PacketCreated", "31", COMPANY, bridge.url("PacketCreated")),
-            ("PacketUpdated", "215", CONTRACT, bridge.url("PacketUpdated")),
+            (
+                "PacketUpdated",
+                "215",
+                CONTRACT,
+                bridge.url("PacketUpdated"),
+            ),
         ],
     );
 
@@ -194,7 +224,8 @@ async fn every_subscription_whose_test_message_reaches_rabbitmq_is_delivered() {
         assert!(notes.is_empty(), "{}", run.describe());
     }
     assert!(
-        run.stdout.contains("Verify: 2 of 2 subscription(s) delivered."),
+        run.stdout
+            .contains("Verify: 2 of 2 subscription(s) delivered."),
         "{}",
         run.describe()
     );
@@ -215,14 +246,23 @@ async fn every_subscription_whose_test_message_reaches_rabbitmq_is_delivered() {
     // Four test messages, each answered 200 by the bridge.
     let deliveries = enate.test_deliveries();
     assert_eq!(deliveries.len(), 4, "{deliveries:?}");
-    assert!(deliveries.iter().all(|(_, status)| *status == Some(200)), "{deliveries:?}");
+    assert!(
+        deliveries.iter().all(|(_, status)| *status == Some(200)),
+        "{deliveries:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_with_a_wrong_secret_is_not_delivered_and_the_refused_secret_is_named() {
     let bridge = RunningBridge::start().await;
     let enate = FakeEnate::start().await;
-    let good = stored("PacketCreated", 31, COMPANY, &bridge.url("PacketCreated"), SECRET);
+    let good = stored(
+        "PacketCreated",
+        31,
+        COMPANY,
+        &bridge.url("PacketCreated"),
+        SECRET,
+    );
     let wrong = stored(
         "PacketUpdated",
         215,
@@ -236,13 +276,22 @@ async fn a_subscription_with_a_wrong_secret_is_not_delivered_and_the_refused_sec
         &enate,
         &[
             ("PacketCreated", "31", COMPANY, bridge.url("PacketCreated")),
-            ("PacketUpdated", "215", CONTRACT, bridge.url("PacketUpdated")),
+            (
+                "PacketUpdated",
+                "215",
+                CONTRACT,
+                bridge.url("PacketUpdated"),
+            ),
         ],
     );
 
     let run = config.subscriptions(&["verify", "--timeout", "5"]).await;
     assert_eq!(run.code, 1, "{}", run.describe());
-    assert!(report(&run, good.guid).0.starts_with("delivered "), "{}", run.describe());
+    assert!(
+        report(&run, good.guid).0.starts_with("delivered "),
+        "{}",
+        run.describe()
+    );
     let (line, notes) = report(&run, wrong.guid);
     assert!(line.starts_with("not delivered"), "{}", run.describe());
     let notes = notes.join("\n");
@@ -254,7 +303,11 @@ async fn a_subscription_with_a_wrong_secret_is_not_delivered_and_the_refused_sec
         "{}",
         run.describe()
     );
-    assert!(!run.stdout.contains("a-secret-the-bridge-does-not-know"), "{}", run.describe());
+    assert!(
+        !run.stdout.contains("a-secret-the-bridge-does-not-know"),
+        "{}",
+        run.describe()
+    );
     assert!(run.stdout.contains("Verify: 1 of 2"), "{}", run.describe());
 }
 
@@ -262,8 +315,20 @@ async fn a_subscription_with_a_wrong_secret_is_not_delivered_and_the_refused_sec
 async fn enate_refusing_the_test_call_is_reported_with_its_error() {
     let bridge = RunningBridge::start().await;
     let enate = FakeEnate::start().await;
-    let forbidden = stored("PacketCreated", 31, COMPANY, &bridge.url("PacketCreated"), SECRET);
-    let failing = stored("PacketUpdated", 215, CONTRACT, &bridge.url("PacketUpdated"), SECRET);
+    let forbidden = stored(
+        "PacketCreated",
+        31,
+        COMPANY,
+        &bridge.url("PacketCreated"),
+        SECRET,
+    );
+    let failing = stored(
+        "PacketUpdated",
+        215,
+        CONTRACT,
+        &bridge.url("PacketUpdated"),
+        SECRET,
+    );
     enate.insert(forbidden.clone());
     enate.insert(failing.clone());
     // Verified in entry order: the first test call gets 403, the second 500.
@@ -273,7 +338,12 @@ async fn enate_refusing_the_test_call_is_reported_with_its_error() {
         &enate,
         &[
             ("PacketCreated", "31", COMPANY, bridge.url("PacketCreated")),
-            ("PacketUpdated", "215", CONTRACT, bridge.url("PacketUpdated")),
+            (
+                "PacketUpdated",
+                "215",
+                CONTRACT,
+                bridge.url("PacketUpdated"),
+            ),
         ],
     );
 
@@ -328,7 +398,8 @@ async fn a_subscriber_url_without_a_bridge_is_named_before_enate_is_asked() {
     let (line, notes) = report(&run, lost.guid);
     assert!(line.starts_with("no bridge at URL"), "{}", run.describe());
     assert!(
-        notes[0].contains(&format!("GET {nowhere} failed")) && notes[0].contains("enate.public_url"),
+        notes[0].contains(&format!("GET {nowhere} failed"))
+            && notes[0].contains("enate.public_url"),
         "{}",
         run.describe()
     );
@@ -351,7 +422,13 @@ async fn a_test_message_that_never_comes_is_given_up_after_the_timeout() {
     let bridge = RunningBridge::start().await;
     let enate = FakeEnate::start().await;
     enate.test_sends_nothing();
-    let silent = stored("PacketCreated", 31, COMPANY, &bridge.url("PacketCreated"), SECRET);
+    let silent = stored(
+        "PacketCreated",
+        31,
+        COMPANY,
+        &bridge.url("PacketCreated"),
+        SECRET,
+    );
     enate.insert(silent.clone());
     let config = bridge.config(
         &enate,
