@@ -11,7 +11,8 @@
 //!    exchange *before* Enate is asked, so nothing the test causes can slip
 //!    past; the bridge's counters are read from the admin listener's
 //!    `/metrics`; Enate is asked for the test message; the queue is watched
-//!    for a message of that webhook until the timeout.
+//!    for a message of that webhook until the timeout, or until the counters
+//!    show the bridge refused it (the secret) or dropped it as a duplicate.
 //!
 //! How the test message is recognised: Enate does not document what it
 //! contains (whether it carries the subscription's GUID, or a sample packet),
@@ -23,7 +24,7 @@
 //! webhook arriving in those seconds would count too, which still proves the
 //! path works end to end.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, future::Future, net::SocketAddr, time::Duration};
 
 use futures::StreamExt;
 use lapin::{
@@ -293,6 +294,9 @@ async fn connect(settings: &Settings) -> Result<(Connection, Channel), VerifyErr
     Err(VerifyError::Broker(failures.join("; ")))
 }
 
+/// How often the bridge's counters are read while waiting, for a refusal.
+const REFUSAL_POLL: Duration = Duration::from_millis(500);
+
 /// The bridge's `enate_bridge_webhooks_total` for one webhook, by outcome.
 type Counters = HashMap<String, f64>;
 
@@ -310,15 +314,36 @@ async fn verify_one(
     let webhook = target.webhook;
     let queue = watch_queue(channel, settings).await?;
     let before = counters(http, admin, webhook).await;
+    // A refusal that settles it (the secret, a duplicate) ends the wait early:
+    // Enate's retries would be refused the same way.
+    let refusal = || async {
+        let (Some(before), Some(now)) = (&before, counters(http, admin, webhook).await) else {
+            return false;
+        };
+        [Outcome::Unauthorized, Outcome::Duplicate]
+            .iter()
+            .any(|outcome| {
+                let word = outcome.word();
+                now.get(word).copied().unwrap_or(0.0) > before.get(word).copied().unwrap_or(0.0)
+            })
+    };
     let asked = Instant::now();
     let verdict = match client
         .send_test_message(&settings.enate.test_path, target.subscription.guid)
         .await
     {
-        Err(error) => Verdict::TestRefused {
-            error: error.to_string(),
-        },
-        Ok(()) => match wait_for(channel, &queue, webhook, timeout).await? {
+        Err(error) => {
+            let hint = if matches!(error, EnateError::NotFound { .. }) {
+                " (for the test call, a 404 on every subscription means enate.test_path is not \
+                 this instance's: check it on its Swagger page)"
+            } else {
+                ""
+            };
+            Verdict::TestRefused {
+                error: format!("{error}{hint}"),
+            }
+        }
+        Ok(()) => match wait_for(channel, &queue, webhook, timeout, &refusal).await? {
             Some(destination) => Verdict::Delivered {
                 seconds: (asked.elapsed().as_secs_f64() * 100.0).round() / 100.0,
                 destination,
@@ -376,11 +401,12 @@ async fn watch_queue(channel: &Channel, settings: &Settings) -> Result<String, V
 }
 
 /// Waits for a message of `webhook`; answers where it arrived, or `None` at the timeout.
-async fn wait_for(
+async fn wait_for<Refused: Future<Output = bool>>(
     channel: &Channel,
     queue: &str,
     webhook: Webhook,
     timeout: Duration,
+    refused: &impl Fn() -> Refused,
 ) -> Result<Option<&'static str>, VerifyError> {
     let watch_error = |error: lapin::Error| VerifyError::Watch {
         exchange: queue.to_string(),
@@ -401,9 +427,19 @@ async fn wait_for(
         .map_err(watch_error)?;
     let deadline = Instant::now() + timeout;
     let wanted = cloudevents_type(webhook);
+    let mut looked = Instant::now();
     loop {
-        let delivery = match tokio::time::timeout_at(deadline, consumer.next()).await {
-            Err(_) | Ok(None) => return Ok(None),
+        let next = tokio::time::timeout_at(deadline.min(looked + REFUSAL_POLL), consumer.next());
+        let delivery = match next.await {
+            Err(_) if Instant::now() >= deadline => return Ok(None),
+            Err(_) => {
+                if refused().await {
+                    return Ok(None);
+                }
+                looked = Instant::now();
+                continue;
+            }
+            Ok(None) => return Ok(None),
             Ok(Some(delivery)) => delivery.map_err(watch_error)?,
         };
         let properties = &delivery.properties;

@@ -285,8 +285,15 @@ async fn a_subscription_with_a_wrong_secret_is_not_delivered_and_the_refused_sec
         ],
     );
 
-    let run = config.subscriptions(&["verify", "--timeout", "5"]).await;
+    // A long timeout: the refusal ends the wait, as the counters show it.
+    let started = Instant::now();
+    let run = config.subscriptions(&["verify", "--timeout", "300"]).await;
+    let took = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.describe());
+    assert!(
+        took < Duration::from_secs(300),
+        "waited out the timeout: {took:?}"
+    );
     assert!(
         report(&run, good.guid).0.starts_with("delivered "),
         "{}",
