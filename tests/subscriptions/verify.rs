@@ -105,11 +105,21 @@ impl RunningBridge {
     /// The verify configuration: this bridge's broker, exchanges and admin
     /// listener, the fake Enate, and one entry per (webhook, type, GUID, URL).
     fn config(&self, enate: &FakeEnate, entries: &[(&str, &str, &str, String)]) -> Bridge {
+        self.config_with(enate, "", entries)
+    }
+
+    /// `config`, with `extra` keys at the end of `[enate]`.
+    fn config_with(
+        &self,
+        enate: &FakeEnate,
+        extra: &str,
+        entries: &[(&str, &str, &str, String)],
+    ) -> Bridge {
         let mut toml = format!(
             "[admin]\nbind = \"127.0.0.1:{}\"\n\
              [amqp]\nexchange = \"{}\"\nquarantine_exchange = \"{}\"\nunrouted_exchange = \"{}\"\n\
              [enate]\napi_url = \"{}\"\npublic_url = \"{}\"\nallow_http = true\n\
-             request_timeout_secs = 5\nretries = 0\n",
+             request_timeout_secs = 5\nretries = 0\n{extra}\n",
             self.admin_port,
             self.exchange,
             self.quarantine,
@@ -373,6 +383,35 @@ async fn enate_refusing_the_test_call_is_reported_with_its_error() {
         run.describe()
     );
     assert!(enate.test_deliveries().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_path_the_instance_does_not_serve_is_named() {
+    let bridge = RunningBridge::start().await;
+    let enate = FakeEnate::start().await;
+    let subscription = stored(
+        "PacketCreated",
+        31,
+        COMPANY,
+        &bridge.url("PacketCreated"),
+        SECRET,
+    );
+    enate.insert(subscription.clone());
+    let config = bridge.config_with(
+        &enate,
+        "test_path = \"WebHookSubscription/NoSuchOperation\"",
+        &[("PacketCreated", "31", COMPANY, bridge.url("PacketCreated"))],
+    );
+
+    let run = config.subscriptions(&["verify", "--timeout", "5"]).await;
+    assert_eq!(run.code, 1, "{}", run.describe());
+    let (line, notes) = report(&run, subscription.guid);
+    assert!(line.starts_with("test refused"), "{}", run.describe());
+    assert!(
+        notes[0].contains("404 Not Found") && notes[0].contains("enate.test_path is not"),
+        "{}",
+        run.describe()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
