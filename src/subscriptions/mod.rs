@@ -61,11 +61,11 @@ pub enum SubscriptionsCommand {
     /// Ask Enate for each subscription's test message and watch RabbitMQ for it; exit 0 only if all arrive.
     Verify {
         /// Seconds each test message has to reach RabbitMQ.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
         /// The bridge's admin /metrics, to read what it did with a message that did not
         /// arrive. Default: admin.bind (loopback for 0.0.0.0).
-        #[arg(long)]
+        #[arg(long, value_name = "URL")]
         admin_url: Option<Url>,
         /// Print JSON instead of a table.
         #[arg(long)]
