@@ -27,7 +27,7 @@ use super::{
     confirm_watch::ConfirmWatch,
     session::Session,
     settings::BrokerSettings,
-    tls::{self, TlsRefusal},
+    tls::{self, ConnectFailed, TlsRefusal},
     topology::TopologyError,
     unavailable::{ConnectFailure, ConnectFailures, FailureKind, StartError, Unavailable},
     url::AmqpUrl,
@@ -215,10 +215,14 @@ impl Link {
                     }
                     *last_logged = Some(text);
                 } else if failures.tls_refused() {
-                    if last_logged.as_deref() != Some(text.as_str()) {
+                    // A refused client certificate reads as an alert or a cut
+                    // connection, attempt by attempt (see `tls::is_cut`): a
+                    // change is a change of URLs and kinds, not of wording.
+                    let state = failures.kinds();
+                    if last_logged.as_deref() != Some(state.as_str()) {
                         tracing::error!(error = %text, "the TLS handshake with RabbitMQ failed on a certificate; events are spooled until amqp.tls or the broker's certificate is fixed");
                     }
-                    *last_logged = Some(text);
+                    *last_logged = Some(state);
                 } else {
                     tracing::warn!(error = %text, retry_in_ms = backoff.as_millis() as u64, "connecting to RabbitMQ failed");
                 }
@@ -305,15 +309,23 @@ impl Link {
                 detail,
             }]))
         };
-        let lapin_failure = |error: lapin::Error| {
-            let kind = if is_login_refusal(&error) {
+        let connect_failure = |failed_with: ConnectFailed| {
+            let kind = if is_login_refusal(&failed_with.error) {
                 FailureKind::LoginRefused
             } else {
-                match tls::tls_refusal(&error) {
+                match failed_with.refusal {
                     Some(TlsRefusal::BrokerCertificate) => FailureKind::BrokerCertificateRefused,
                     Some(TlsRefusal::ClientCertificate) => FailureKind::ClientCertificateRefused,
                     None => FailureKind::Unreachable,
                 }
+            };
+            failed(kind, failed_with.error.to_string())
+        };
+        let lapin_failure = |error: lapin::Error| {
+            let kind = if is_login_refusal(&error) {
+                FailureKind::LoginRefused
+            } else {
+                FailureKind::Unreachable
             };
             failed(kind, error.to_string())
         };
@@ -326,7 +338,7 @@ impl Link {
         let prepare = async {
             let connection = tls::connect(uri, properties, settings.tls.as_ref())
                 .await
-                .map_err(lapin_failure)?;
+                .map_err(connect_failure)?;
             if let Some(topology) = &settings.topology {
                 topology
                     .declare(&connection)

@@ -17,7 +17,10 @@
 //! (`PrivateKeyDer::from_pem_slice`: PKCS#8, PKCS#1 RSA, SEC1 EC), as this
 //! does.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use lapin::{
     Connection, ConnectionProperties,
@@ -117,36 +120,83 @@ fn platform_verifier(
         .map_err(TlsSetupError::Platform)
 }
 
+/// A connection attempt that failed, and what it says about the certificates.
+pub(super) struct ConnectFailed {
+    pub error: lapin::Error,
+    pub refusal: Option<TlsRefusal>,
+}
+
 /// Connects to `uri`: over TLS with `tls` for an `amqps` URL, in plain text
 /// for an `amqp` one.
 pub(super) async fn connect(
     uri: AMQPUri,
     properties: ConnectionProperties,
     tls: Option<&BrokerTls>,
-) -> lapin::Result<Connection> {
+) -> Result<Connection, ConnectFailed> {
     let Some(tls) = tls.filter(|_| uri.scheme == AMQPScheme::AMQPS) else {
-        return Connection::connect_uri(uri, properties).await;
+        return Connection::connect_uri(uri, properties)
+            .await
+            .map_err(|error| ConnectFailed {
+                refusal: tls_refusal(&error),
+                error,
+            });
     };
     let connector = tls.connector.clone();
     let name = tls
         .server_name
         .clone()
         .unwrap_or_else(|| uri.authority.host.clone());
-    let runtime = lapin::runtime::default_runtime()?;
-    Connection::connector(
+    let handshaken = Arc::new(AtomicBool::new(false));
+    let runtime = lapin::runtime::default_runtime().map_err(|error| ConnectFailed {
+        error,
+        refusal: None,
+    })?;
+    let connected = Connection::connector(
         uri,
         runtime,
-        async move |uri: AMQPUri, runtime| {
-            let mut plain = uri;
-            plain.scheme = AMQPScheme::AMQP;
-            let stream = plain
-                .connect_with_config_async(TLSConfig::default(), &runtime)
-                .await?;
-            Ok(stream.into_rustls(&connector, &name).await?)
+        {
+            let handshaken = handshaken.clone();
+            async move |uri: AMQPUri, runtime| {
+                let mut plain = uri;
+                plain.scheme = AMQPScheme::AMQP;
+                let stream = plain
+                    .connect_with_config_async(TLSConfig::default(), &runtime)
+                    .await?;
+                let stream = stream.into_rustls(&connector, &name).await?;
+                handshaken.store(true, Ordering::Relaxed);
+                Ok(stream)
+            }
         },
         properties,
     )
-    .await
+    .await;
+    connected.map_err(|error| {
+        let after_handshake = handshaken.load(Ordering::Relaxed);
+        ConnectFailed {
+            refusal: tls_refusal(&error).or_else(|| {
+                (after_handshake && is_cut(&error)).then_some(TlsRefusal::ClientCertificate)
+            }),
+            error,
+        }
+    })
+}
+
+/// In TLS 1.3 the client's handshake is over before the broker has checked
+/// the client's certificate: a broker that refuses it sends an alert and
+/// closes, and the bridge, which has sent the AMQP header meanwhile, reads
+/// either the alert or a reset connection, whichever comes first (the TLS
+/// suite saw both, on the same broker, for the same certificate). A
+/// connection cut after the handshake and before RabbitMQ's first AMQP
+/// frame is therefore taken for a refused certificate, as the alert is.
+fn is_cut(error: &lapin::Error) -> bool {
+    use std::io::ErrorKind as Io;
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::IOError(io) if matches!(
+            io.kind(),
+            Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof
+        )
+    )
 }
 
 /// What a failed handshake says about the certificates, if it failed there.
@@ -161,7 +211,7 @@ pub enum TlsRefusal {
 /// Finds rustls' error under lapin's (an I/O error carries it) and says
 /// which side's certificate it is about. Any other TLS failure (a protocol
 /// mismatch, a cut connection) is no certificate problem.
-pub(super) fn tls_refusal(error: &lapin::Error) -> Option<TlsRefusal> {
+fn tls_refusal(error: &lapin::Error) -> Option<TlsRefusal> {
     use rustls::AlertDescription as Alert;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {

@@ -60,6 +60,17 @@ impl ConnectFailures {
         self.0.iter().any(|f| f.kind == FailureKind::LoginRefused)
     }
 
+    /// Each URL and how it failed, without the details: what stays the
+    /// same from one attempt to the next while nothing changes.
+    pub fn kinds(&self) -> String {
+        let kinds: Vec<String> = self
+            .0
+            .iter()
+            .map(|f| format!("{} {:?}", f.url, f.kind))
+            .collect();
+        kinds.join("; ")
+    }
+
     pub fn tls_refused(&self) -> bool {
         self.0.iter().any(|f| {
             matches!(
@@ -91,8 +102,9 @@ impl std::fmt::Display for ConnectFailures {
                 )?,
                 FailureKind::ClientCertificateRefused => write!(
                     f,
-                    "{}: the broker refused the bridge's TLS client certificate: check \
-                     amqp.tls.cert_file and amqp.tls.key_file, and that the broker trusts \
+                    "{}: the broker refused the bridge's TLS client certificate (its alert, or \
+                     the connection closed right after the handshake): check amqp.tls.cert_file \
+                     and amqp.tls.key_file, and that the broker trusts \
                      the CA that signed them ({})",
                     failure.url, failure.detail
                 )?,
