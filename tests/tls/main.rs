@@ -452,8 +452,10 @@ async fn the_broker_stopped_under_load_over_tls_and_started_again_loses_nothing(
     declare_bound_queue(&node.url()).await;
     let load = Load::start(
         bridge.webhook_url(),
+        // Paced, so that the outage (stop, 5 s, boot) falls inside the load.
         LoadSpec {
-            total: 1500,
+            total: 1200,
+            rate: Some(100.0),
             ..LoadSpec::default()
         },
     );
