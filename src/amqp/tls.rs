@@ -233,7 +233,9 @@ fn tls_refusal(error: &lapin::Error) -> Option<TlsRefusal> {
         }
         // An I/O error's `source` skips the error it wraps: look at that one.
         source = match current.downcast_ref::<std::io::Error>() {
-            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
             None => current.source(),
         };
     }

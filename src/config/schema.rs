@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AmqpTlsSettings, EnateSettings, HeaderSetting, ListenAddress, LogFilter, Secret, TimeZoneSetting,
+    AmqpTlsSettings, EnateSettings, HeaderSetting, ListenAddress, LogFilter, Secret,
+    TimeZoneSetting,
     secrets::{redact_all, redact_url_passwords, secret_list},
 };
 use crate::{amqp::AmqpUrl, routing::RoutingKeyTemplate};

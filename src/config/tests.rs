@@ -339,40 +339,79 @@ fn broker_tls_files_are_read_at_load_and_each_problem_names_its_key() {
         path(&not_pem),
     );
     let missing = path(&dir.path().join("missing.pem"));
-    const TLS_URL: (&str, &str) = ("ENATE_BRIDGE__AMQP__URLS", "amqps://u:hunter2@broker:5671/%2f");
+    const TLS_URL: (&str, &str) = (
+        "ENATE_BRIDGE__AMQP__URLS",
+        "amqps://u:hunter2@broker:5671/%2f",
+    );
     const CA: &str = "ENATE_BRIDGE__AMQP__TLS__CA_FILE";
     const CERT: &str = "ENATE_BRIDGE__AMQP__TLS__CERT_FILE";
     const KEY: &str = "ENATE_BRIDGE__AMQP__TLS__KEY_FILE";
     let cases: Vec<(Vec<(&str, &str)>, &[&str])> = vec![
-        (vec![TLS_URL, (CA, &missing)], &["amqp.tls.ca_file: cannot read", "missing.pem"]),
-        (vec![TLS_URL, (CA, &not_pem)], &["amqp.tls.ca_file:", "is not PEM"]),
-        (vec![TLS_URL, (CA, &key)], &["amqp.tls.ca_file:", "holds no certificate"]),
-        (vec![TLS_URL, (CERT, &cert)], &["amqp.tls.key_file is not set"]),
-        (vec![TLS_URL, (KEY, &key)], &["amqp.tls.cert_file is not set"]),
-        (vec![TLS_URL, (CERT, &cert), (KEY, &cert)], &["amqp.tls.key_file:", "no usable private key"]),
         (
-            vec![TLS_URL, (CERT, &cert), (KEY, &other_key)],
-            &["amqp.tls.key_file:", "does not match amqp.tls.cert_file", "client.pem"],
+            vec![TLS_URL, (CA, &missing)],
+            &["amqp.tls.ca_file: cannot read", "missing.pem"],
         ),
         (
-            vec![("ENATE_BRIDGE__AMQP__URLS", "amqp://u:hunter2@broker/%2f"), (CA, &ca_file)],
+            vec![TLS_URL, (CA, &not_pem)],
+            &["amqp.tls.ca_file:", "is not PEM"],
+        ),
+        (
+            vec![TLS_URL, (CA, &key)],
+            &["amqp.tls.ca_file:", "holds no certificate"],
+        ),
+        (
+            vec![TLS_URL, (CERT, &cert)],
+            &["amqp.tls.key_file is not set"],
+        ),
+        (
+            vec![TLS_URL, (KEY, &key)],
+            &["amqp.tls.cert_file is not set"],
+        ),
+        (
+            vec![TLS_URL, (CERT, &cert), (KEY, &cert)],
+            &["amqp.tls.key_file:", "no usable private key"],
+        ),
+        (
+            vec![TLS_URL, (CERT, &cert), (KEY, &other_key)],
+            &[
+                "amqp.tls.key_file:",
+                "does not match amqp.tls.cert_file",
+                "client.pem",
+            ],
+        ),
+        (
+            vec![
+                ("ENATE_BRIDGE__AMQP__URLS", "amqp://u:hunter2@broker/%2f"),
+                (CA, &ca_file),
+            ],
             &["amqp.tls:", "no URL in amqp.urls is amqps://"],
         ),
         (
-            vec![("ENATE_BRIDGE__AMQP__URLS", "amqps://broker/%2f?auth_mechanism=external")],
+            vec![(
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqps://broker/%2f?auth_mechanism=external",
+            )],
             &["amqp.tls.cert_file:", "EXTERNAL"],
         ),
         (
-            vec![("ENATE_BRIDGE__AMQP__URLS", "amqp://broker/%2f?auth_mechanism=external")],
+            vec![(
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqp://broker/%2f?auth_mechanism=external",
+            )],
             &["amqp.urls[0]:", "needs amqps://"],
         ),
         (
-            vec![TLS_URL, ("ENATE_BRIDGE__AMQP__TLS__SERVER_NAME", "not a name!")],
+            vec![
+                TLS_URL,
+                ("ENATE_BRIDGE__AMQP__TLS__SERVER_NAME", "not a name!"),
+            ],
             &["amqp.tls.server_name:", "not a DNS name"],
         ),
     ];
     for (row, (vars, needles)) in cases.iter().enumerate() {
-        let error = Settings::load_from(None, env(vars)).unwrap_err().to_string();
+        let error = Settings::load_from(None, env(vars))
+            .unwrap_err()
+            .to_string();
         assert!(
             needles.iter().all(|needle| error.contains(needle)) && !error.contains("hunter2"),
             "row {row} ({vars:?}): expected {needles:?} in: {error}"
@@ -383,7 +422,10 @@ fn broker_tls_files_are_read_at_load_and_each_problem_names_its_key() {
     let settings = Settings::load_from(
         None,
         env(&[
-            ("ENATE_BRIDGE__AMQP__URLS", "amqps://broker/%2f?auth_mechanism=external"),
+            (
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqps://broker/%2f?auth_mechanism=external",
+            ),
             (CA, &ca_file),
             (CERT, &cert),
             (KEY, &key),
@@ -394,5 +436,12 @@ fn broker_tls_files_are_read_at_load_and_each_problem_names_its_key() {
     // A managed broker: amqps:// and nothing else, the system's roots.
     let settings = Settings::load_from(None, env(&[TLS_URL])).unwrap();
     assert!(settings.amqp.tls.client().is_some());
-    assert!(Settings::load_from(None, env(&[])).unwrap().amqp.tls.client().is_none());
+    assert!(
+        Settings::load_from(None, env(&[]))
+            .unwrap()
+            .amqp
+            .tls
+            .client()
+            .is_none()
+    );
 }

@@ -59,13 +59,17 @@ impl AmqpTlsSettings {
             if external && url.uri().scheme != AMQPS {
                 return Err(ConfigError::new(
                     format!("amqp.urls[{index}]"),
-                    format!("{url} asks for EXTERNAL login, which needs amqps:// and a client certificate"),
+                    format!(
+                        "{url} asks for EXTERNAL login, which needs amqps:// and a client certificate"
+                    ),
                 ));
             }
             if external && self.cert_file.is_none() {
                 return Err(ConfigError::new(
                     "amqp.tls.cert_file",
-                    format!("is not set, but amqp.urls[{index}] ({url}) asks for EXTERNAL login: the client certificate is the login"),
+                    format!(
+                        "is not set, but amqp.urls[{index}] ({url}) asks for EXTERNAL login: the client certificate is the login"
+                    ),
                 ));
             }
         }
@@ -124,7 +128,10 @@ impl AmqpTlsSettings {
         match &error {
             TlsSetupError::Roots(_) => ConfigError::new(
                 "amqp.tls.ca_file",
-                format!("{} cannot be trusted as a CA: {error}", shown(&self.ca_file)),
+                format!(
+                    "{} cannot be trusted as a CA: {error}",
+                    shown(&self.ca_file)
+                ),
             ),
             TlsSetupError::Platform(_) => ConfigError::new(
                 "amqp.tls.ca_file",
@@ -191,10 +198,16 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
     let bytes = read(KEY, path)?;
     // rustls reads no encrypted key; say so rather than "no key found".
     const ENCRYPTED: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
-    if bytes.windows(ENCRYPTED.len()).any(|window| window == ENCRYPTED) {
+    if bytes
+        .windows(ENCRYPTED.len())
+        .any(|window| window == ENCRYPTED)
+    {
         return Err(ConfigError::new(
             KEY,
-            format!("{} is encrypted: give the key unencrypted (readable by the bridge only)", path.display()),
+            format!(
+                "{} is encrypted: give the key unencrypted (readable by the bridge only)",
+                path.display()
+            ),
         ));
     }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| {

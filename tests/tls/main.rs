@@ -303,7 +303,10 @@ async fn every_certificate_problem_at_start_stops_it_with_exit_1_naming_the_key_
                 ("ENATE_BRIDGE__AMQP__TLS__CA_FILE", &ca_file),
                 ("ENATE_BRIDGE__AMQP__TLS__SERVER_NAME", "broker.example"),
             ],
-            &["amqp.tls.server_name", "not valid for name \"broker.example\""],
+            &[
+                "amqp.tls.server_name",
+                "not valid for name \"broker.example\"",
+            ],
         ),
         (
             "a client certificate from a CA the broker does not trust",
@@ -312,7 +315,10 @@ async fn every_certificate_problem_at_start_stops_it_with_exit_1_naming_the_key_
                 ("ENATE_BRIDGE__AMQP__TLS__CERT_FILE", &stranger_cert),
                 ("ENATE_BRIDGE__AMQP__TLS__KEY_FILE", &stranger_key),
             ],
-            &["amqp.tls.cert_file", "refused the bridge's TLS client certificate"],
+            &[
+                "amqp.tls.cert_file",
+                "refused the bridge's TLS client certificate",
+            ],
         ),
     ];
     let mut failures = Vec::new();
@@ -432,7 +438,10 @@ async fn a_broker_certificate_rotated_to_an_untrusted_one_is_tls_refused_spooled
         reconnect.as_secs_f64()
     ));
     verdict.report_and_assert(&bridge);
-    assert_eq!(spooled, 200, "every event was spooled while TLS was refused");
+    assert_eq!(
+        spooled, 200,
+        "every event was spooled while TLS was refused"
+    );
     assert_eq!(error_lines, 1, "one ERROR line per change, not per attempt");
 }
 

@@ -287,7 +287,9 @@ impl Node {
             vec!["clear_password", name],
             vec!["set_permissions", "-p", "/", name, ".*", ".*", ".*"],
         ] {
-            self.ctl_async(&args).await.expect("adding the certificate's user");
+            self.ctl_async(&args)
+                .await
+                .expect("adding the certificate's user");
         }
     }
 
