@@ -89,9 +89,7 @@ impl BrokerTls {
             Some(roots) => {
                 let mut store = RootCertStore::empty();
                 for root in roots {
-                    store
-                        .add(root.clone())
-                        .map_err(|error| TlsSetupError::Roots(error.into()))?;
+                    store.add(root.clone()).map_err(TlsSetupError::Roots)?;
                 }
                 builder.with_root_certificates(store)
             }

@@ -346,7 +346,9 @@ fn broker_tls_files_are_read_at_load_and_each_problem_names_its_key() {
     const CA: &str = "ENATE_BRIDGE__AMQP__TLS__CA_FILE";
     const CERT: &str = "ENATE_BRIDGE__AMQP__TLS__CERT_FILE";
     const KEY: &str = "ENATE_BRIDGE__AMQP__TLS__KEY_FILE";
-    let cases: Vec<(Vec<(&str, &str)>, &[&str])> = vec![
+    // Each row: the variables, and what the error must say.
+    type Row<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: Vec<Row> = vec![
         (
             vec![TLS_URL, (CA, &missing)],
             &["amqp.tls.ca_file: cannot read", "missing.pem"],

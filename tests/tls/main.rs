@@ -286,7 +286,9 @@ async fn every_certificate_problem_at_start_stops_it_with_exit_1_naming_the_key_
         stranger.cert.display().to_string(),
         stranger.key.display().to_string(),
     );
-    let cases: Vec<(&str, Vec<(&str, &str)>, &[&str])> = vec![
+    // Each case: what is wrong, the bridge's settings, what its message must say.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
         (
             "the broker's certificate from a CA not in ca_file",
             vec![("ENATE_BRIDGE__AMQP__TLS__CA_FILE", &other_ca_file)],
