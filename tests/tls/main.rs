@@ -7,7 +7,8 @@
 //! - `a_bridge_publishes_over_amqps_...`: `amqp.tls.ca_file`, password login,
 //!   then EXTERNAL login with a client certificate;
 //! - `every_certificate_problem_at_start_...`: each stops the start with exit 1
-//!   and a message naming its key and the reason;
+//!   and a message naming its key and the reason (a second node, which wants
+//!   a client certificate, for the bridge that has none);
 //! - `a_broker_certificate_rotated_...`: `tls_refused` on /readyz and the gauge,
 //!   one ERROR line, 200 events spooled and forwarded once fixed;
 //! - `the_broker_stopped_under_load_over_tls_...`: the fault suite's checker.
@@ -83,15 +84,20 @@ impl Pki {
     }
 
     /// A node whose TLS listener serves `node_cert` and verifies client
-    /// certificates against `ca`.
+    /// certificates against `ca` (a client may present none).
     async fn node(&self, test: &str) -> Node {
+        self.node_with(test, false).await
+    }
+
+    /// `node`; with `fail_if_no_peer_cert`, a client must present a certificate.
+    async fn node_with(&self, test: &str, fail_if_no_peer_cert: bool) -> Node {
         let node = Node::prepare_tls(
             test,
             TLS_PORTS,
             &TlsListener {
                 ca_pem: &self.ca.cert_pem(),
                 server: &self.node_cert,
-                fail_if_no_peer_cert: false,
+                fail_if_no_peer_cert,
             },
         );
         node.boot().await;
@@ -351,6 +357,24 @@ async fn every_certificate_problem_at_start_stops_it_with_exit_1_naming_the_key_
         &["amqp.tls.ca_file", "certificate expired"],
     )
     .await;
+    drop(node);
+
+    // A broker that wants a client certificate, and the bridge has none.
+    let strict = pki.node_with("tls-start-strict", true).await;
+    let url = strict.tls_url("guest:guest@", "");
+    let spool = temp_spool();
+    let (code, output) = serve_until_exit(
+        &url,
+        spool.path(),
+        &[("ENATE_BRIDGE__AMQP__TLS__CA_FILE", &ca_file)],
+    )
+    .await;
+    eprintln!("tls: no client certificate for a broker that wants one: exit {code}");
+    if code != 1 || !output.contains("refused the bridge's TLS client certificate") {
+        failures.push(format!(
+            "no client certificate: exit {code}, expected 1 and the refusal in:\n{output}"
+        ));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
