@@ -97,6 +97,10 @@ declare_metrics! {
         /// 1 while RabbitMQ refuses the bridge's user, password or vhost (a
         /// configuration error: events are spooled), else 0.
         amqp_login_refused: IntGauge = "enate_bridge_amqp_login_refused",
+        /// 1 while a TLS handshake with RabbitMQ fails on a certificate (the
+        /// broker's is not trusted, expired or for another name, or the broker
+        /// refuses the bridge's: events are spooled), else 0.
+        amqp_tls_refused: IntGauge = "enate_bridge_amqp_tls_refused",
         /// Events in the spool, waiting for RabbitMQ.
         spool_events: IntGauge = "enate_bridge_spool_events",
         /// Bytes of the events in the spool (the file takes more).
@@ -202,11 +206,13 @@ impl Metrics {
         connected: bool,
         blocked: bool,
         login_refused: bool,
+        tls_refused: bool,
         reconnects: u64,
     ) {
         self.family.amqp_connected.set(i64::from(connected));
         self.family.amqp_blocked.set(i64::from(blocked));
         self.family.amqp_login_refused.set(i64::from(login_refused));
+        self.family.amqp_tls_refused.set(i64::from(tls_refused));
         // Only this method moves the counter, so it follows the broker's count.
         self.family
             .amqp_reconnects
@@ -381,6 +387,7 @@ mod tests {
             "enate_bridge_amqp_connected",
             "enate_bridge_amqp_blocked",
             "enate_bridge_amqp_login_refused",
+            "enate_bridge_amqp_tls_refused",
             "enate_bridge_amqp_reconnects_total",
             "enate_bridge_build_info",
             "enate_bridge_spool_events",

@@ -264,6 +264,7 @@ fn broker_settings(settings: &Settings) -> BrokerSettings {
             quarantine_exchange: amqp.quarantine_exchange.clone(),
             unrouted_exchange: amqp.unrouted_exchange.clone(),
         }),
+        tls: amqp.tls.client().cloned(),
     }
 }
 

@@ -46,6 +46,7 @@ pub struct BrokerStatus {
     pub connected: bool,
     pub blocked: bool,
     pub login_refused: bool,
+    pub tls_refused: bool,
     pub reconnects: u64,
 }
 
@@ -127,6 +128,7 @@ impl Broker {
             ),
             blocked: matches!(readiness, Err(Unavailable::Blocked)),
             login_refused: readiness.as_ref().is_err_and(Unavailable::is_login_refused),
+            tls_refused: readiness.as_ref().is_err_and(Unavailable::is_tls_refused),
             reconnects: self.inner.link.reconnects(),
         }
     }

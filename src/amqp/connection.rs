@@ -20,13 +20,14 @@ use std::{
 };
 
 use futures::StreamExt;
-use lapin::{Connection, ConnectionProperties, ErrorKind, Event};
+use lapin::{ConnectionProperties, ErrorKind, Event};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     confirm_watch::ConfirmWatch,
     session::Session,
     settings::BrokerSettings,
+    tls::{self, ConnectFailed, TlsRefusal},
     topology::TopologyError,
     unavailable::{ConnectFailure, ConnectFailures, FailureKind, StartError, Unavailable},
     url::AmqpUrl,
@@ -122,6 +123,9 @@ impl Link {
             Err(ConnectError::Failed(failures)) if failures.login_refused() => {
                 return Err(StartError::LoginRefused(failures));
             }
+            Err(ConnectError::Failed(failures)) if failures.tls_refused() => {
+                return Err(StartError::TlsRefused(failures));
+            }
             Err(ConnectError::Failed(failures)) => {
                 tracing::warn!(error = %failures, "RabbitMQ is not reachable yet; retrying in the background");
                 self.set_problem(Unavailable::Connect(failures));
@@ -185,8 +189,8 @@ impl Link {
         }
     }
 
-    /// Logs a failed reconnect (a conflict or a refused login once per change,
-    /// not once per attempt) and keeps it as the reason there is no session.
+    /// Logs a failed reconnect (a conflict, a refused login or certificate
+    /// once per change, not once per attempt) and keeps it as the reason there is no session.
     fn note_failure(
         &self,
         error: ConnectError,
@@ -210,6 +214,15 @@ impl Link {
                         tracing::error!(error = %text, "RabbitMQ refuses the bridge's login; events are spooled until amqp.urls is fixed");
                     }
                     *last_logged = Some(text);
+                } else if failures.tls_refused() {
+                    // A refused client certificate reads as an alert or a cut
+                    // connection, attempt by attempt (see `tls::is_cut`): a
+                    // change is a change of URLs and kinds, not of wording.
+                    let state = failures.kinds();
+                    if last_logged.as_deref() != Some(state.as_str()) {
+                        tracing::error!(error = %text, "the TLS handshake with RabbitMQ failed on a certificate; events are spooled until amqp.tls or the broker's certificate is fixed");
+                    }
+                    *last_logged = Some(state);
                 } else {
                     tracing::warn!(error = %text, retry_in_ms = backoff.as_millis() as u64, "connecting to RabbitMQ failed");
                 }
@@ -296,6 +309,18 @@ impl Link {
                 detail,
             }]))
         };
+        let connect_failure = |failed_with: ConnectFailed| {
+            let kind = if is_login_refusal(&failed_with.error) {
+                FailureKind::LoginRefused
+            } else {
+                match failed_with.refusal {
+                    Some(TlsRefusal::BrokerCertificate) => FailureKind::BrokerCertificateRefused,
+                    Some(TlsRefusal::ClientCertificate) => FailureKind::ClientCertificateRefused,
+                    None => FailureKind::Unreachable,
+                }
+            };
+            failed(kind, failed_with.error.to_string())
+        };
         let lapin_failure = |error: lapin::Error| {
             let kind = if is_login_refusal(&error) {
                 FailureKind::LoginRefused
@@ -311,9 +336,9 @@ impl Link {
         let properties = ConnectionProperties::default()
             .with_connection_name(settings.connection_name.clone().into());
         let prepare = async {
-            let connection = Connection::connect_uri(uri, properties)
+            let connection = tls::connect(uri, properties, settings.tls.as_ref())
                 .await
-                .map_err(lapin_failure)?;
+                .map_err(connect_failure)?;
             if let Some(topology) = &settings.topology {
                 topology
                     .declare(&connection)

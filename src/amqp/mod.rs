@@ -12,6 +12,8 @@
 //! - `confirm_watch`: whether RabbitMQ confirms at all (after a timeout);
 //! - `settings`, `unavailable`, `topology`: what the broker is told, why it
 //!   cannot be used, the exchanges and queues the bridge declares;
+//! - `tls`: the TLS configuration `amqps://` URLs are connected with, and
+//!   which certificate a failed handshake was about;
 //! - `url`: a broker URL, parsed once and shown without its password;
 //! - `message`: the message and the ways a publish fails, which all of them use.
 
@@ -23,6 +25,7 @@ mod message;
 mod ordered;
 mod session;
 mod settings;
+mod tls;
 mod topology;
 mod unavailable;
 mod url;
@@ -32,6 +35,7 @@ pub use lane::Ticket;
 pub use message::{Message, PublishError};
 pub use ordered::OrderedLane;
 pub use settings::BrokerSettings;
+pub use tls::{BrokerTls, ClientIdentity, TlsSetupError};
 pub use topology::{Topology, TopologyError};
 pub use unavailable::{ConnectFailure, ConnectFailures, FailureKind, StartError, Unavailable};
 pub use url::{AmqpUrl, NotAnAmqpUrl};

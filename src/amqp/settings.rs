@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{topology::Topology, url::AmqpUrl};
+use super::{tls::BrokerTls, topology::Topology, url::AmqpUrl};
 
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
@@ -18,4 +18,6 @@ pub struct BrokerSettings {
     pub timeout: Duration,
     /// `None` when the topology is managed elsewhere (`amqp.declare_topology = false`).
     pub topology: Option<Topology>,
+    /// How `amqps://` URLs are connected; `None` when no URL is `amqps://`.
+    pub tls: Option<BrokerTls>,
 }

@@ -23,6 +23,12 @@ impl Unavailable {
     pub fn is_login_refused(&self) -> bool {
         matches!(self, Unavailable::Connect(failures) if failures.login_refused())
     }
+
+    /// Whether a TLS handshake failed on a certificate (the broker's is not
+    /// trusted, or it refused the bridge's): a configuration error too.
+    pub fn is_tls_refused(&self) -> bool {
+        matches!(self, Unavailable::Connect(failures) if failures.tls_refused())
+    }
 }
 
 /// Why each URL of `amqp.urls` could not be used (passwords redacted).
@@ -43,11 +49,35 @@ pub enum FailureKind {
     Unreachable,
     /// RabbitMQ refused the login (ACCESS_REFUSED) or the vhost (NOT_ALLOWED).
     LoginRefused,
+    /// The broker's certificate is not trusted, has expired or is for another name.
+    BrokerCertificateRefused,
+    /// The broker refused the bridge's client certificate, or wanted one.
+    ClientCertificateRefused,
 }
 
 impl ConnectFailures {
     pub fn login_refused(&self) -> bool {
         self.0.iter().any(|f| f.kind == FailureKind::LoginRefused)
+    }
+
+    /// Each URL and how it failed, without the details: what stays the
+    /// same from one attempt to the next while nothing changes.
+    pub fn kinds(&self) -> String {
+        let kinds: Vec<String> = self
+            .0
+            .iter()
+            .map(|f| format!("{} {:?}", f.url, f.kind))
+            .collect();
+        kinds.join("; ")
+    }
+
+    pub fn tls_refused(&self) -> bool {
+        self.0.iter().any(|f| {
+            matches!(
+                f.kind,
+                FailureKind::BrokerCertificateRefused | FailureKind::ClientCertificateRefused
+            )
+        })
     }
 }
 
@@ -61,6 +91,21 @@ impl std::fmt::Display for ConnectFailures {
                 FailureKind::LoginRefused => write!(
                     f,
                     "{}: RabbitMQ refused the login: check the user, password and vhost in amqp.urls ({})",
+                    failure.url, failure.detail
+                )?,
+                FailureKind::BrokerCertificateRefused => write!(
+                    f,
+                    "{}: the broker's TLS certificate is not trusted: check amqp.tls.ca_file \
+                     (trusted instead of the system's roots when set), the certificate's dates, \
+                     and its names against the host in amqp.urls or amqp.tls.server_name ({})",
+                    failure.url, failure.detail
+                )?,
+                FailureKind::ClientCertificateRefused => write!(
+                    f,
+                    "{}: the broker refused the bridge's TLS client certificate (its alert, or \
+                     the connection closed right after the handshake): check amqp.tls.cert_file \
+                     and amqp.tls.key_file, and that the broker trusts \
+                     the CA that signed them ({})",
                     failure.url, failure.detail
                 )?,
                 FailureKind::Unreachable => write!(f, "{}: {}", failure.url, failure.detail)?,
@@ -81,4 +126,9 @@ pub enum StartError {
     /// spooled around.
     #[error("{0}")]
     LoginRefused(ConnectFailures),
+    /// A TLS handshake failed on a certificate on one of `amqp.urls` (and no
+    /// URL connected): the broker's is not trusted, or it refused the
+    /// bridge's. Waiting will not fix it either.
+    #[error("{0}")]
+    TlsRefused(ConnectFailures),
 }

@@ -34,11 +34,14 @@ impl Settings {
             None => std::env::vars().collect(),
         };
         let builder = environment::apply(builder, variables)?;
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(describe_config_error)?;
         settings.validate()?;
+        // The files [amqp.tls] names are read here, once, into what the
+        // broker connects with.
+        settings.amqp.tls.load(&settings.amqp.urls)?;
         Ok(settings)
     }
 }

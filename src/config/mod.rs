@@ -8,7 +8,8 @@
 //! nothing else parses a setting again. Each job has its file: `schema` the
 //! sections and their defaults, `load` the sources in order, `environment` the
 //! variables, `validate` what the types cannot check, and the value types in
-//! `values`, `secrets`, `log_filter` and `enate`. `config/example.toml`
+//! `values`, `secrets`, `log_filter` and `enate`; `tls` reads `[amqp.tls]`'s files
+//! into the broker's TLS configuration. `config/example.toml`
 //! documents every key; keep it in step with the defaults in `schema`.
 //!
 //! This module depends on no module of the bridge above it.
@@ -20,6 +21,7 @@ mod load;
 mod log_filter;
 mod schema;
 mod secrets;
+mod tls;
 mod validate;
 mod values;
 
@@ -34,6 +36,7 @@ pub use schema::{
     SpoolSettings,
 };
 pub use secrets::{EmptySecret, Secret};
+pub use tls::AmqpTlsSettings;
 pub use values::{
     HeaderSetting, ListenAddress, NotAHeaderName, NotATimeZone, NotAUrl, NotAnAddress,
     TimeZoneSetting, UrlSetting,

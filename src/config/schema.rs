@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    EnateSettings, HeaderSetting, ListenAddress, LogFilter, Secret, TimeZoneSetting,
+    AmqpTlsSettings, EnateSettings, HeaderSetting, ListenAddress, LogFilter, Secret,
+    TimeZoneSetting,
     secrets::{redact_all, redact_url_passwords, secret_list},
 };
 use crate::{amqp::AmqpUrl, routing::RoutingKeyTemplate};
@@ -86,6 +87,8 @@ pub struct AmqpSettings {
     pub heartbeat_secs: u16,
     /// Name shown for the connection in the RabbitMQ management UI.
     pub connection_name: String,
+    /// `[amqp.tls]`: how `amqps://` URLs are trusted and logged in to.
+    pub tls: AmqpTlsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -210,6 +213,7 @@ impl Default for AmqpSettings {
             confirms_per_channel: 256,
             heartbeat_secs: 10,
             connection_name: "enate-bridge".into(),
+            tls: AmqpTlsSettings::default(),
         }
     }
 }

@@ -317,3 +317,133 @@ fn example_file_loads_and_matches_the_defaults() {
     let defaults = Settings::load_from(None, env(&[("ENATE_BRIDGE__AUTH__SECRETS", "s")])).unwrap();
     assert_eq!(from_file.to_redacted_toml(), defaults.to_redacted_toml());
 }
+
+/// `[amqp.tls]`: every problem with its files or its URLs is named by its
+/// full key at load, with the file and the reason (table-driven).
+#[test]
+fn broker_tls_files_are_read_at_load_and_each_problem_names_its_key() {
+    use enate_bridge_test_support::certs::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("config test CA");
+    let ca_file = ca.write(dir.path().join("ca.pem")).unwrap();
+    let client = ca.client("bridge").write(dir.path(), "client").unwrap();
+    let other = ca.client("other").write(dir.path(), "other").unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "just some text\n").unwrap();
+    let path = |p: &Path| p.display().to_string();
+    let (ca_file, cert, key, other_key, not_pem) = (
+        path(&ca_file),
+        path(&client.cert),
+        path(&client.key),
+        path(&other.key),
+        path(&not_pem),
+    );
+    let missing = path(&dir.path().join("missing.pem"));
+    const TLS_URL: (&str, &str) = (
+        "ENATE_BRIDGE__AMQP__URLS",
+        "amqps://u:hunter2@broker:5671/%2f",
+    );
+    const CA: &str = "ENATE_BRIDGE__AMQP__TLS__CA_FILE";
+    const CERT: &str = "ENATE_BRIDGE__AMQP__TLS__CERT_FILE";
+    const KEY: &str = "ENATE_BRIDGE__AMQP__TLS__KEY_FILE";
+    // Each row: the variables, and what the error must say.
+    type Row<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: Vec<Row> = vec![
+        (
+            vec![TLS_URL, (CA, &missing)],
+            &["amqp.tls.ca_file: cannot read", "missing.pem"],
+        ),
+        (
+            vec![TLS_URL, (CA, &not_pem)],
+            &["amqp.tls.ca_file:", "is not PEM"],
+        ),
+        (
+            vec![TLS_URL, (CA, &key)],
+            &["amqp.tls.ca_file:", "holds no certificate"],
+        ),
+        (
+            vec![TLS_URL, (CERT, &cert)],
+            &["amqp.tls.key_file is not set"],
+        ),
+        (
+            vec![TLS_URL, (KEY, &key)],
+            &["amqp.tls.cert_file is not set"],
+        ),
+        (
+            vec![TLS_URL, (CERT, &cert), (KEY, &cert)],
+            &["amqp.tls.key_file:", "no usable private key"],
+        ),
+        (
+            vec![TLS_URL, (CERT, &cert), (KEY, &other_key)],
+            &[
+                "amqp.tls.key_file:",
+                "does not match amqp.tls.cert_file",
+                "client.pem",
+            ],
+        ),
+        (
+            vec![
+                ("ENATE_BRIDGE__AMQP__URLS", "amqp://u:hunter2@broker/%2f"),
+                (CA, &ca_file),
+            ],
+            &["amqp.tls:", "no URL in amqp.urls is amqps://"],
+        ),
+        (
+            vec![(
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqps://broker/%2f?auth_mechanism=external",
+            )],
+            &["amqp.tls.cert_file:", "EXTERNAL"],
+        ),
+        (
+            vec![(
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqp://broker/%2f?auth_mechanism=external",
+            )],
+            &["amqp.urls[0]:", "needs amqps://"],
+        ),
+        (
+            vec![
+                TLS_URL,
+                ("ENATE_BRIDGE__AMQP__TLS__SERVER_NAME", "not a name!"),
+            ],
+            &["amqp.tls.server_name:", "not a DNS name"],
+        ),
+    ];
+    for (row, (vars, needles)) in cases.iter().enumerate() {
+        let error = Settings::load_from(None, env(vars))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            needles.iter().all(|needle| error.contains(needle)) && !error.contains("hunter2"),
+            "row {row} ({vars:?}): expected {needles:?} in: {error}"
+        );
+    }
+
+    // A private CA and a client certificate: loaded, and EXTERNAL needs no password.
+    let settings = Settings::load_from(
+        None,
+        env(&[
+            (
+                "ENATE_BRIDGE__AMQP__URLS",
+                "amqps://broker/%2f?auth_mechanism=external",
+            ),
+            (CA, &ca_file),
+            (CERT, &cert),
+            (KEY, &key),
+        ]),
+    )
+    .unwrap();
+    assert!(settings.amqp.tls.client().is_some());
+    // A managed broker: amqps:// and nothing else, the system's roots.
+    let settings = Settings::load_from(None, env(&[TLS_URL])).unwrap();
+    assert!(settings.amqp.tls.client().is_some());
+    assert!(
+        Settings::load_from(None, env(&[]))
+            .unwrap()
+            .amqp
+            .tls
+            .client()
+            .is_none()
+    );
+}

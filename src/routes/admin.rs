@@ -16,6 +16,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         broker.connected,
         broker.blocked,
         broker.login_refused,
+        broker.tls_refused,
         broker.reconnects,
     );
     state.metrics.set_ingress_state(
@@ -51,6 +52,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Ok(()) => json!({ "status": "connected" }),
             Err(reason) if reason.is_login_refused() => {
                 json!({ "status": "login_refused", "reason": reason.to_string() })
+            }
+            Err(reason) if reason.is_tls_refused() => {
+                json!({ "status": "tls_refused", "reason": reason.to_string() })
             }
             Err(reason) => json!({ "status": "unavailable", "reason": reason.to_string() }),
         },

@@ -154,6 +154,7 @@ async fn every_returned_message_is_called_returned(id_of: fn(usize, usize) -> St
         confirms_per_channel: 64,
         timeout: Duration::from_secs(10),
         topology: None,
+        tls: None,
     })
     .await
     .unwrap();
@@ -312,6 +313,7 @@ fn broker_settings(url: String, timeout: Duration) -> BrokerSettings {
         confirms_per_channel: 8,
         timeout,
         topology: None,
+        tls: None,
     }
 }
 

@@ -114,6 +114,7 @@ async fn a_vhost_at_its_connection_limit_is_waited_for_not_taken_for_a_refused_l
         confirms_per_channel: 8,
         timeout: Duration::from_secs(2),
         topology: None,
+        tls: None,
     })
     .await
     .expect("a vhost at its connection limit is not a refused login");

@@ -118,6 +118,7 @@ async fn every_confirmed_message_arrives(publisher: Publisher) {
                 confirms_per_channel: 16,
                 timeout: Duration::from_secs(10),
                 topology: None,
+                tls: None,
             })
             .await
             .unwrap(),

@@ -8,7 +8,8 @@
 //! shared node's name and port 5672 (see scripts/test, which does the same).
 //!
 //! The cluster suite (tests/cluster) uses it too: it prepares several nodes on
-//! its own port range, boots them at once and joins them.
+//! its own port range, boots them at once and joins them. The TLS suite
+//! (tests/tls) prepares nodes with a TLS listener too (`prepare_tls`).
 
 use std::{
     collections::HashSet,
@@ -19,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{eventually, eventually_every, poll_until};
+use crate::{certs::TestCert, eventually, eventually_every, poll_until};
 use lapin::{Connection, ConnectionProperties};
 
 /// How long a node gets to boot (about 6 s here; more on a loaded machine).
@@ -43,9 +44,29 @@ pub const FAULTS_PORTS: Ports = Ports {
     dist_offset: 4_000,
 };
 
+/// The TLS suite: AMQP 12000-12499, TLS `TLS_PORT_OFFSET` above (12500-12999),
+/// distribution 13000-13499.
+pub const TLS_PORTS: Ports = Ports {
+    first: 12_000,
+    span: 500,
+    dist_offset: 1_000,
+};
+/// A TLS node's TLS listener, above its plain AMQP port.
+pub const TLS_PORT_OFFSET: u16 = 500;
+
+/// A node's TLS listener: the CA it trusts for client certificates, its own
+/// certificate, and whether a client must present one.
+pub struct TlsListener<'a> {
+    pub ca_pem: &'a str,
+    pub server: &'a TestCert,
+    pub fail_if_no_peer_cert: bool,
+}
+
 pub struct Node {
     pub name: String,
     pub port: u16,
+    /// The TLS listener's port, for a node made by `prepare_tls`.
+    pub tls_port: Option<u16>,
     dist_port: u16,
     dir: PathBuf,
     /// Each start's `setsid rabbitmq-server`: the leader of the node's process group.
@@ -64,23 +85,63 @@ impl Node {
     /// A node named after `test` and this process, with its folder, ports and
     /// configuration, not started yet (`boot` starts it).
     pub fn prepare(test: &str, ports: Ports) -> Node {
+        Node::prepare_with(test, ports, None)
+    }
+
+    /// `prepare`, with a TLS listener `TLS_PORT_OFFSET` above the AMQP port
+    /// (which stays, for the test's own connections): `verify_peer` against
+    /// `tls.ca_pem`, and EXTERNAL login (the `rabbitmq_auth_mechanism_ssl`
+    /// plugin, the user name from the client certificate's common name)
+    /// beside PLAIN. Its files are in the node's `tls/` folder.
+    pub fn prepare_tls(test: &str, ports: Ports, tls: &TlsListener<'_>) -> Node {
+        Node::prepare_with(test, ports, Some(tls))
+    }
+
+    fn prepare_with(test: &str, ports: Ports, tls: Option<&TlsListener<'_>>) -> Node {
         require_rabbitmq();
         let pid = std::process::id();
         let slug: String = test
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        let (port, dist_port) = free_ports(test, pid, ports);
+        let extra = tls.map(|_| TLS_PORT_OFFSET);
+        let (port, dist_port) = free_ports(test, pid, ports, extra);
+        let tls_port = extra.map(|offset| port + offset);
         let dir = std::env::temp_dir().join(format!("enate-bridge-faults-{slug}-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(dir.join(sub)).expect("the node's folder can be created");
         }
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
-        )
-        .unwrap();
+        let mut conf = format!("listeners.tcp.local = 127.0.0.1:{port}\n");
+        if let (Some(tls), Some(tls_port)) = (tls, tls_port) {
+            let files = dir.join("tls");
+            std::fs::create_dir_all(&files).unwrap();
+            std::fs::write(files.join("ca.pem"), tls.ca_pem).unwrap();
+            tls.server.write(&files, "server").unwrap();
+            let f = |name: &str| files.join(name).display().to_string();
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = {}\n\
+                 auth_mechanisms.1 = PLAIN\n\
+                 auth_mechanisms.2 = AMQPLAIN\n\
+                 auth_mechanisms.3 = EXTERNAL\n\
+                 ssl_cert_login_from = common_name\n",
+                f("ca.pem"),
+                f("server.pem"),
+                f("server.key"),
+                tls.fail_if_no_peer_cert
+            ));
+            std::fs::write(
+                dir.join("enabled_plugins"),
+                "[rabbitmq_auth_mechanism_ssl].\n",
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf).unwrap();
         std::fs::write(dir.join("rabbitmq-env.conf"), "").unwrap();
         // The server drops to the rabbitmq user: it must own its folder.
         run("chown", &["-R", "rabbitmq:rabbitmq", dir.to_str().unwrap()])
@@ -88,6 +149,7 @@ impl Node {
         Node {
             name: format!("faults-{slug}-{pid}@localhost"),
             port,
+            tls_port,
             dist_port,
             dir,
             servers: std::sync::Mutex::new(Vec::new()),
@@ -195,6 +257,40 @@ impl Node {
             .expect("the node's pid file names its beam.smp");
         run("kill", &["-9", &pid.to_string()]).expect("kill -9 of beam.smp");
         wait_gone(pid, Duration::from_secs(10)).await;
+    }
+
+    /// The TLS listener's URL with `userinfo` (`guest:guest@`, or empty for
+    /// EXTERNAL login) and `query` (`?auth_mechanism=external`, or empty).
+    pub fn tls_url(&self, userinfo: &str, query: &str) -> String {
+        let port = self.tls_port.expect("a node made by prepare_tls");
+        format!("amqps://{userinfo}127.0.0.1:{port}/%2f{query}")
+    }
+
+    /// Serves `server` to new TLS connections from now on (a certificate
+    /// rotated on the broker): its files replaced, and Erlang's cache of PEM
+    /// files cleared, which would otherwise keep the old one for minutes.
+    /// Connections already open keep theirs.
+    pub async fn replace_server_certificate(&self, server: &TestCert) {
+        server
+            .write(&self.dir.join("tls"), "server")
+            .expect("writing the node's new certificate");
+        self.ctl_async(&["eval", "ssl:clear_pem_cache()."])
+            .await
+            .expect("clearing the node's PEM cache");
+    }
+
+    /// A user without a password, for EXTERNAL login with a client
+    /// certificate whose common name is `name`, allowed everything on `/`.
+    pub async fn add_certificate_user(&self, name: &str) {
+        for args in [
+            vec!["add_user", name, "unused-password"],
+            vec!["clear_password", name],
+            vec!["set_permissions", "-p", "/", name, ".*", ".*", ".*"],
+        ] {
+            self.ctl_async(&args)
+                .await
+                .expect("adding the certificate's user");
+        }
     }
 
     /// Memory alarm: the broker blocks every publishing connection.
@@ -407,7 +503,8 @@ fn require_rabbitmq() {
 /// Two free ports in `ports` derived from the test's name and the process id:
 /// the AMQP port and the distribution port. Ports handed out before in this
 /// process are skipped too: several nodes are prepared before any binds.
-fn free_ports(test: &str, pid: u32, ports: Ports) -> (u16, u16) {
+/// `extra`: one more port, that far above the AMQP port, must be free too.
+fn free_ports(test: &str, pid: u32, ports: Ports, extra: Option<u16>) -> (u16, u16) {
     static HANDED_OUT: std::sync::Mutex<Option<HashSet<u16>>> = std::sync::Mutex::new(None);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (test, pid).hash(&mut hasher);
@@ -417,7 +514,8 @@ fn free_ports(test: &str, pid: u32, ports: Ports) -> (u16, u16) {
     loop {
         let port = ports.first + offset;
         let dist = port + ports.dist_offset;
-        if !handed_out.contains(&port) && port_free(port) && port_free(dist) {
+        let extra_free = extra.is_none_or(|offset| port_free(port + offset));
+        if !handed_out.contains(&port) && port_free(port) && port_free(dist) && extra_free {
             handed_out.insert(port);
             return (port, dist);
         }
