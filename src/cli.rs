@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `check-config`, `healthcheck`,
-//! `spool status`, `send-sample`, `subscriptions`.
+//! `spool status`, `send-sample`, `quarantine`, `subscriptions`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -55,6 +55,11 @@ enum Command {
         /// How many webhooks to send, each a different packet.
         #[arg(long, default_value_t = 1)]
         count: usize,
+    },
+    /// The quarantine queue: list what it holds, replay it through the current normalizer.
+    Quarantine {
+        #[command(subcommand)]
+        command: crate::quarantine::QuarantineCommand,
     },
     /// The bridge's webhook subscriptions in Enate, from [enate]: plan, apply, list, delete.
     Subscriptions {
@@ -113,6 +118,7 @@ pub fn run() -> ExitCode {
             url,
             count,
         } => crate::sample::run(&settings, webhook, url, count),
+        Command::Quarantine { command } => crate::quarantine::run(&settings, command),
         Command::Subscriptions { command } => {
             match settings.require_subscriptions(command.compares_with_config()) {
                 Ok(api_url) => crate::subscriptions::run(&settings, api_url, command),

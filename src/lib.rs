@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod outcome;
 pub mod payload;
+pub mod quarantine;
 pub mod redact;
 pub mod routes;
 pub mod routing;
