@@ -14,7 +14,7 @@
 //! while a command runs (`replay`'s own, put back with their current reason)
 //! are not its to read, so every run ends.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lapin::{
@@ -30,6 +30,8 @@ use crate::webhook::Webhook;
 /// broker sends what the queue holds at once, so silence means another
 /// consumer took the rest.
 const SILENCE: Duration = Duration::from_secs(10);
+/// How often a silent consumer's connection is looked at.
+const LOOK: Duration = Duration::from_secs(1);
 
 /// One quarantined payload as the ingress published it.
 pub struct Held {
@@ -103,15 +105,23 @@ impl Reader {
         if self.received >= self.present {
             return Ok(None);
         }
-        match tokio::time::timeout(SILENCE, self.consumer.next()).await {
-            Ok(Some(delivery)) => {
-                self.received += 1;
-                Ok(Some(Held::from(delivery?)))
+        let silent_since = Instant::now();
+        loop {
+            match tokio::time::timeout(LOOK, self.consumer.next()).await {
+                Ok(Some(delivery)) => {
+                    self.received += 1;
+                    return Ok(Some(Held::from(delivery?)));
+                }
+                Ok(None) => {
+                    anyhow::bail!("RabbitMQ ended the consumer of the quarantine queue")
+                }
+                // A lost connection need not end the consumer's stream: look.
+                Err(_) if !self.channel.status().connected() => {
+                    anyhow::bail!("the connection to RabbitMQ was lost")
+                }
+                Err(_) if silent_since.elapsed() >= SILENCE => return Ok(None),
+                Err(_) => {}
             }
-            Ok(None) => Err(anyhow::anyhow!(
-                "RabbitMQ ended the consumer of the quarantine queue"
-            )),
-            Err(_) => Ok(None),
         }
     }
 

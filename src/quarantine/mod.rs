@@ -48,6 +48,8 @@ pub enum QuarantineCommand {
 
 /// Connecting gives up after this long per URL.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Closing gives up after this long.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(settings: &Settings, command: QuarantineCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -86,7 +88,13 @@ async fn connect(settings: &Settings, purpose: &str) -> anyhow::Result<Connectio
     for url in &settings.amqp.urls {
         let properties = ConnectionProperties::default()
             .with_connection_name(format!("{} ({purpose})", settings.amqp.connection_name).into());
-        let attempt = Connection::connect_uri(url.uri().clone(), properties);
+        // A heartbeat, as the bridge has: without one a connection cut
+        // without a close would leave the command waiting for ever.
+        let mut uri = url.uri().clone();
+        if uri.query.heartbeat.is_none() {
+            uri.query.heartbeat = Some(settings.amqp.heartbeat_secs);
+        }
+        let attempt = Connection::connect_uri(uri, properties);
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok(connection)) => return Ok(connection),
             Ok(Err(error)) => failures.push(format!("{}: {error}", url.shown())),
@@ -115,4 +123,15 @@ async fn open_quarantine(
         .with_context(|| {
             format!("cannot read the quarantine queue {queue:?} (amqp.quarantine_exchange)")
         })
+}
+
+/// Closes the reader's channel (handing back what it did not ack) and the
+/// connection, giving up after a while: the result is already known, and a
+/// connection that died at the last moment must not hold the command.
+async fn close(reader: held::Reader, connection: Connection, why: &str) {
+    let closing = async {
+        reader.close().await;
+        let _ = connection.close(200, why.into()).await;
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }

@@ -17,7 +17,7 @@
 //! The first broker failure ends the run with an error, the message in hand
 //! unacked.
 
-use std::{collections::BTreeMap, process::ExitCode};
+use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use jiff::Timestamp;
@@ -97,6 +97,7 @@ pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Resu
         messages: reader.present,
         ..Report::default()
     };
+    let confirm_timeout = Duration::from_millis(settings.amqp.confirm_timeout_ms);
     let mut invalid: BTreeMap<(String, String), u64> = BTreeMap::new();
     while let Some(held) = reader.next().await? {
         let fate = fate(&held, &builder, settings.server.max_events_per_request);
@@ -121,7 +122,20 @@ pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Resu
             Fate::Unknown => report.unknown_webhook += 1,
         }
         if let Some(channel) = &publisher {
-            settle(channel, &destinations, &held, &fate).await?;
+            // Publishing, confirming and acking, bounded as the ingress's
+            // publish is (`amqp.confirm_timeout_ms`).
+            tokio::time::timeout(
+                confirm_timeout,
+                settle(channel, &destinations, &held, &fate),
+            )
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "RabbitMQ did not confirm within {} ms (amqp.confirm_timeout_ms); \
+                         the message in hand stays in the quarantine",
+                    confirm_timeout.as_millis()
+                )
+            })??;
         }
     }
     report.not_read = reader.short_by();
@@ -133,8 +147,7 @@ pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Resu
             messages,
         })
         .collect();
-    reader.close().await;
-    let _ = connection.close(200, "replayed".into()).await;
+    super::close(reader, connection, "replayed").await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
