@@ -121,7 +121,10 @@ async fn open_quarantine(
     held::Reader::open(connection, queue, prefetch)
         .await
         .with_context(|| {
-            format!("cannot read the quarantine queue {queue:?} (amqp.quarantine_exchange)")
+            format!(
+                "cannot read the quarantine queue {queue:?} (amqp.quarantine_exchange; \
+                 the bridge declares it when it connects, unless amqp.declare_topology = false)"
+            )
         })
 }
 

@@ -202,11 +202,7 @@ impl Scene {
 
     /// The message ids `queue` holds (nothing acked).
     pub async fn ids(&self, queue: &str) -> BTreeSet<String> {
-        self.peek(queue)
-            .await
-            .iter()
-            .map(|delivery| message_id(delivery))
-            .collect()
+        self.peek(queue).await.iter().map(message_id).collect()
     }
 
     /// The environment that points the binary at this scene through `url`.

@@ -82,8 +82,15 @@ async fn assert_nothing_lost(scene: &Scene, ids: &BTreeSet<String>) -> (usize, u
 
 /// A second, undisturbed run: the quarantine empty, every id an event.
 async fn assert_second_run_completes(scene: &Scene, ids: &BTreeSet<String>) {
+    let held = scene.count(&scene.quarantine).await;
+    let started = std::time::Instant::now();
     let second = run(&scene.env(&amqp_url()), &["quarantine", "replay", "--json"]).await;
     assert_eq!(second.code, Some(0), "{}", second.describe());
+    // Reported, never asserted (the suite asserts no speed).
+    eprintln!(
+        "second run: {held} messages replayed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(scene.count(&scene.quarantine).await, 0, "{}", second.stdout);
     let published = scene.ids(&scene.events).await;
     assert_eq!(&published, ids, "every message became its event");
