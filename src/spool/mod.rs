@@ -244,8 +244,11 @@ impl Spool {
                 source,
             })
         };
-        let db = Builder::new()
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+        // The writer's mode (`SingleWriter`): redb's locks let a read-only
+        // handle follow a running bridge's commits and keep its snapshot from
+        // being reused under it, so one read covers both cases and no
+        // request has to go through the bridge.
+        let db = builder()
             .set_cache_size(READ_CACHE_BYTES)
             .open_read_only(&path)
             .map_err(|e| failed(e.into()))?;
