@@ -7,7 +7,8 @@
 use std::{path::Path, process::Stdio, time::Duration};
 
 use enate_bridge::spool::Spool;
-use enate_bridge_test_support::{bridge::Bridge, init_suite};
+use enate_bridge_test_support::{bridge::Bridge, eventually, init_suite, proxy::FaultProxy};
+use futures::StreamExt;
 use serde_json::Value;
 
 const RECORDS: usize = 100_000;
@@ -190,4 +191,130 @@ async fn records_spooled_by_a_running_bridge_are_listed_with_why_beside_it() {
         "{table}"
     );
     bridge.stop_any_way().await;
+}
+
+/// What `spool list --json` prints for `dir` now, parsed; every line must be JSON.
+async fn listed_now(dir: &Path) -> Vec<Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_enate-bridge"))
+        .args(["spool", "list", "--json"])
+        .env("ENATE_BRIDGE__SPOOL__DIR", dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn listings_taken_while_the_forwarder_drains_the_spool_are_consistent() {
+    init_suite!("spool-report.txt");
+    let amqp_url = std::env::var("ENATE_BRIDGE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let proxy = FaultProxy::start(&amqp_url).await;
+    proxy.cut();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("st-{}", uuid::Uuid::new_v4().simple());
+    let (exchange, quarantine, unrouted) = (
+        format!("{prefix}.enate"),
+        format!("{prefix}.quarantine"),
+        format!("{prefix}.unrouted"),
+    );
+    let mut bridge = Bridge::start_with(
+        &proxy.url(),
+        dir.path(),
+        &[
+            ("ENATE_BRIDGE__AMQP__EXCHANGE", &exchange),
+            ("ENATE_BRIDGE__AMQP__QUARANTINE_EXCHANGE", &quarantine),
+            ("ENATE_BRIDGE__AMQP__UNROUTED_EXCHANGE", &unrouted),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // More than the forwarder removes at once (1,024), so some listings
+    // fall between two of its removals.
+    let url = bridge.webhook_url();
+    let answers: Vec<Value> = futures::stream::iter(0..3000)
+        .map(|n| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .post(url)
+                    .header("X-Enate-Secret", enate_bridge_test_support::bridge::SECRET)
+                    .body(format!(
+                        r#"{{"GUID":"5f0e7d1c-0000-4000-8000-{n:012}","ProcessType":2,"Status":4}}"#
+                    ))
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for answer in answers {
+        assert_eq!(answer["status"], "spooled", "{answer}");
+        ids.insert(answer["event_ids"][0].as_str().unwrap().to_string());
+    }
+    assert_eq!(listed_now(dir.path()).await.len(), ids.len());
+
+    proxy.restore();
+    // Listings while the forwarder removes what RabbitMQ confirmed: each one
+    // a consistent snapshot, oldest first, of what was spooled.
+    let mut listings = 0;
+    let mut partial = 0;
+    loop {
+        let lines = listed_now(dir.path()).await;
+        listings += 1;
+        let keys: Vec<u64> = lines.iter().map(|l| l["key"].as_u64().unwrap()).collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "oldest first: {keys:?}"
+        );
+        for line in &lines {
+            assert!(ids.contains(line["id"].as_str().unwrap()), "{line}");
+        }
+        if lines.is_empty() {
+            break;
+        }
+        if lines.len() < ids.len() {
+            partial += 1;
+        }
+        assert!(listings < 2000, "the spool never drained");
+    }
+    eprintln!("{listings} listings while the spool drained, {partial} of them partial");
+    eventually(
+        Duration::from_secs(30),
+        "the bridge says the spool is empty",
+        || async { bridge.spool().await.is_ok_and(|spool| spool["events"] == 0) },
+    )
+    .await;
+    bridge.stop_any_way().await;
+    if let Ok(connection) =
+        lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await
+    {
+        let channel = connection.create_channel().await.unwrap();
+        for name in [&quarantine, &unrouted] {
+            let _ = channel
+                .queue_delete(name.as_str().into(), Default::default())
+                .await;
+        }
+        for name in [&exchange, &quarantine, &unrouted] {
+            let _ = channel
+                .exchange_delete(name.as_str().into(), Default::default())
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
+    }
 }
