@@ -187,3 +187,71 @@ async fn a_dry_run_reports_and_changes_nothing() {
     );
     scene.cleanup().await;
 }
+
+#[tokio::test]
+async fn what_the_running_ingress_quarantined_is_read_back_and_kept_with_the_same_reason() {
+    enate_bridge_test_support::init_suite!("quarantine-report.txt");
+    let scene = Scene::new().await;
+    let spool = tempfile::tempdir().unwrap();
+    let env = scene.env(&amqp_url());
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(key, _)| key != "ENATE_BRIDGE__AMQP__URLS")
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect();
+    let mut bridge =
+        enate_bridge_test_support::bridge::Bridge::start_with(&amqp_url(), spool.path(), &env)
+            .await;
+    let answer: Value = reqwest::Client::new()
+        .post(bridge.webhook_url())
+        .header("X-Enate-Secret", enate_bridge_test_support::bridge::SECRET)
+        .header("Content-Type", "application/json")
+        .body(INVALID_BODY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "quarantined", "{answer}");
+    let reason = answer["reason"].as_str().unwrap().to_string();
+    bridge.stop_any_way().await;
+    let before = scene.peek(&scene.quarantine).await;
+    assert_eq!(before.len(), 1);
+
+    let listed = run(&scene.env(&amqp_url()), &["quarantine", "list", "--json"]).await;
+    let listing = listed.json();
+    assert_eq!(
+        listing["groups"][0]["webhook"], "PacketUpdated",
+        "{listing:#}"
+    );
+    assert_eq!(
+        listing["groups"][0]["reason"],
+        reason.as_str(),
+        "{listing:#}"
+    );
+
+    let replayed = run(&scene.env(&amqp_url()), &["quarantine", "replay", "--json"]).await;
+    assert_eq!(replayed.code, Some(0), "{}", replayed.describe());
+    let after = scene.peek(&scene.quarantine).await;
+    assert_eq!(after.len(), 1);
+    let (before, after) = (&before[0], &after[0]);
+    assert_eq!(after.data, before.data);
+    assert_eq!(message_id(after), message_id(before));
+    assert_eq!(header(after, "x-quarantine-reason"), Some(reason));
+    assert_eq!(
+        header(after, "x-enate-webhook"),
+        header(before, "x-enate-webhook")
+    );
+    assert_eq!(after.properties.timestamp(), before.properties.timestamp());
+    assert_eq!(
+        after.properties.content_type(),
+        before.properties.content_type()
+    );
+    assert_eq!(after.properties.kind(), before.properties.kind());
+    assert_eq!(
+        after.properties.delivery_mode(),
+        before.properties.delivery_mode()
+    );
+    scene.cleanup().await;
+}
