@@ -35,6 +35,25 @@ pub const SUBSCRIBE_PATH: &str = "WebHookSubscription/SubscribeToWebhook";
 pub const UNSUBSCRIBE_PATH: &str = "WebHookSubscription/Unsubscribe";
 /// The query parameter of [`UNSUBSCRIBE_PATH`] (spelled with a capital H in Enate's docs).
 pub const UNSUBSCRIBE_GUID_PARAMETER: &str = "webHookSubscriptionGUID";
+/// "Webhook Test – Simulate Event": makes Enate send a test message to the
+/// subscription's SubscriberURL, with its custom header. GET, the GUID as
+/// [`TEST_GUID_PARAMETER`]. Enate's public text names the operation and its
+/// parameter but not its path: this is the default of `enate.test_path`, a
+/// guess from the names of its neighbours, to be checked on the instance's
+/// Swagger page.
+pub const TEST_PATH: &str = "WebHookSubscription/SimulateEvent";
+/// The query parameter of the test operation.
+pub const TEST_GUID_PARAMETER: &str = "webHookSubscriptionGUID";
+/// Older instances' login (Enate's sample receiver): POST a JSON body
+/// `{"username", "password"}`; the answer is the token as a JSON string.
+pub const LOGIN_PATH: &str = "Authentication/Login";
+/// The login's query: the token in the answer rather than a cookie.
+pub const LOGIN_QUERY: (&str, &str) = ("useCookie", "false");
+/// How a login token is sent with each call: as this query parameter.
+pub const LOGIN_TOKEN_PARAMETER: &str = "authToken";
+/// The login body's field names.
+pub const LOGIN_USERNAME: &str = "username";
+pub const LOGIN_PASSWORD: &str = "password";
 
 /// Field names of a subscription, in requests and answers.
 pub mod field {
@@ -48,6 +67,11 @@ pub mod field {
     /// The wrapper some answers put around their payload (Enate's sample receiver).
     pub const RESULT: &str = "Result";
 }
+
+/// `FilterObjectType` 0: no filter object, which Enate names `None` (its list
+/// answers the name; an instance answering the code gets the same name shown).
+pub const NO_FILTER_CODE: i64 = 0;
+pub const NO_FILTER_NAME: &str = "None";
 
 /// What a subscription filters on (`FilterObjectType`): codes of the EnateObjects enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -280,12 +304,15 @@ fn parse_subscription(item: &Value) -> Result<Subscription, UnexpectedAnswer> {
         None => Known::Other(String::new()),
     };
     let filter_object_type = match get(object, field::FILTER_OBJECT_TYPE) {
+        Some(Value::Number(code)) if code.as_i64() == Some(NO_FILTER_CODE) => {
+            Known::Other(NO_FILTER_NAME.to_string())
+        }
         Some(Value::Number(code)) => code
             .as_i64()
             .and_then(FilterObjectType::from_code)
             .map_or_else(|| Known::Other(code.to_string()), Known::Known),
         Some(Value::String(name)) => FilterObjectType::parse(name)
-            .map_or_else(|| Known::Other(name.trim().to_string()), Known::Known),
+            .map_or_else(|| Known::Other(no_filter_named(name.trim())), Known::Known),
         _ => Known::Other(String::new()),
     };
     let filter_object_guid = match text(field::FILTER_OBJECT_GUID) {
@@ -308,6 +335,16 @@ fn parse_subscription(item: &Value) -> Result<Subscription, UnexpectedAnswer> {
             .filter(|value| !value.trim().is_empty())
             .map(SecretString::from),
     })
+}
+
+/// A filter type the bridge does not know, as shown: `None` for Enate's no-filter
+/// (the code 0 as text, or the name in any casing), else the text itself.
+fn no_filter_named(text: &str) -> String {
+    if text.eq_ignore_ascii_case(NO_FILTER_NAME) || text.parse::<i64>() == Ok(NO_FILTER_CODE) {
+        NO_FILTER_NAME.to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// `{"Result": x}` is `x`; anything else is itself.
@@ -452,6 +489,32 @@ mod tests {
             Known::Other("not-a-guid".into())
         );
         assert!(subscription.custom_header.is_none() && subscription.custom_header_value.is_none());
+    }
+
+    #[test]
+    fn a_filter_object_type_of_0_reads_as_none_as_enate_names_it() {
+        for given in [
+            json!(0),
+            json!("0"),
+            json!("None"),
+            json!("none"),
+            json!(" NONE "),
+        ] {
+            let answer = json!([{"GUID": "215d6b04-f587-eb11-b9ad-e86a64437383",
+                                 "Webhook": "PacketCreated", "FilterObjectType": given}]);
+            let subscription = &parse_list(&answer).unwrap()[0];
+            assert_eq!(
+                subscription.filter_object_type,
+                Known::Other("None".into()),
+                "{given}"
+            );
+        }
+        let answer =
+            json!([{"GUID": "215d6b04-f587-eb11-b9ad-e86a64437383", "FilterObjectType": 32}]);
+        assert_eq!(
+            parse_list(&answer).unwrap()[0].filter_object_type,
+            Known::Other("32".into())
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct EnateSettings {
     /// A request that failed with a 5xx, a timeout or no connection is tried
     /// again this many times, with exponential backoff.
     pub retries: u32,
+    /// The path of Enate's "Webhook Test – Simulate Event" operation (not in
+    /// Enate's public text: the instance's Swagger page says), for `subscriptions verify`.
+    pub test_path: String,
     pub auth: EnateAuthSettings,
     pub subscriptions: Vec<SubscriptionEntry>,
 }
@@ -52,6 +55,10 @@ pub enum EnateAuthMethod {
     Bearer,
     /// An OAuth 2 client-credentials grant at `token_url`, then a bearer token.
     ClientCredentials,
+    /// Older instances: a user name and password posted to `Authentication/Login`,
+    /// whose answer is the token, sent as the `authToken` query parameter
+    /// (as Enate's sample receiver does).
+    Login,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -78,6 +85,16 @@ pub struct EnateAuthSettings {
     pub client_secret_file: Option<PathBuf>,
     /// The `scope` of the token request; empty: none sent.
     pub scope: String,
+    /// For `login`: the account's user name.
+    pub username: String,
+    #[serde(
+        serialize_with = "redact_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<SecretString>,
+    /// A file holding the password; instead of `password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// One subscription the bridge should have in Enate: `[[enate.subscriptions]]`.
@@ -101,6 +118,7 @@ impl Default for EnateSettings {
             allow_http: false,
             request_timeout_secs: 30,
             retries: 3,
+            test_path: crate::enate_api::TEST_PATH.to_string(),
             auth: EnateAuthSettings::default(),
             subscriptions: Vec::new(),
         }
@@ -118,6 +136,9 @@ impl Default for EnateAuthSettings {
             client_secret: None,
             client_secret_file: None,
             scope: String::new(),
+            username: String::new(),
+            password: None,
+            password_file: None,
         }
     }
 }
@@ -164,6 +185,20 @@ impl EnateSettings {
             return Err(invalid(
                 "enate.auth.client_secret",
                 "give client_secret or client_secret_file, not both",
+            ));
+        }
+        if self.auth.password.is_some() && self.auth.password_file.is_some() {
+            return Err(invalid(
+                "enate.auth.password",
+                "give password or password_file, not both",
+            ));
+        }
+        let test_path = self.test_path.trim();
+        if test_path.trim_matches('/').is_empty() || test_path.contains(['?', '#']) {
+            return Err(invalid(
+                "enate.test_path",
+                "must be a path under enate.api_url, such as WebHookSubscription/SimulateEvent \
+                 (no query: the subscription's GUID is added as webHookSubscriptionGUID)",
             ));
         }
         if self.subscriptions.is_empty() {
@@ -484,6 +519,15 @@ mod tests {
                     .to_string(),
                 "enate.auth.token",
             ),
+            (
+                "[enate.auth]\npassword = \"tok-value\"\npassword_file = \"/run/secrets/p\"\n"
+                    .to_string(),
+                "enate.auth.password: give password or password_file, not both",
+            ),
+            (
+                "[enate]\ntest_path = \"WebHookSubscription/SimulateEvent?x=1\"\n".to_string(),
+                "enate.test_path",
+            ),
         ]
     }
 
@@ -542,6 +586,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("token = \"[redacted]\""), "{text}");
+    }
+
+    #[test]
+    fn the_login_password_comes_from_the_environment_and_is_redacted() {
+        let settings = load(
+            "[enate]\napi_url = \"https://enate.example.com/webapi\"\n\
+             [enate.auth]\nmethod = \"login\"\nusername = \"bridge-account\"\n",
+            &[("ENATE_BRIDGE__ENATE__AUTH__PASSWORD", "password-value")],
+        )
+        .unwrap();
+        assert_eq!(settings.enate.auth.method, EnateAuthMethod::Login);
+        assert_eq!(settings.enate.auth.username, "bridge-account");
+        let text = settings.to_redacted_toml();
+        assert!(!text.contains("password-value"), "{text}");
+        assert!(text.contains("password = \"[redacted]\""), "{text}");
     }
 
     #[test]

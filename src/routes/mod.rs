@@ -66,6 +66,8 @@ async fn not_found() -> HttpResponse {
     }))
 }
 
+/// Also how `subscriptions verify` recognises a bridge at a SubscriberURL
+/// before asking Enate: a GET answered 405 with `Allow: POST`.
 async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header(("Allow", "POST"))

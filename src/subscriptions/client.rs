@@ -8,15 +8,15 @@
 
 use std::time::Duration;
 
-use reqwest::{RequestBuilder, StatusCode, Url};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::{EnateAuthMethod, EnateSettings, Secret};
 use crate::enate_api::{
-    self, LIST_PATH, NewSubscription, SUBSCRIBE_PATH, Subscription, UNSUBSCRIBE_GUID_PARAMETER,
-    UNSUBSCRIBE_PATH,
+    self, LIST_PATH, LOGIN_PATH, NewSubscription, SUBSCRIBE_PATH, Subscription,
+    UNSUBSCRIBE_GUID_PARAMETER, UNSUBSCRIBE_PATH,
 };
 use crate::telemetry::error_chain;
 
@@ -34,6 +34,9 @@ pub enum Operation {
     Subscribe,
     Unsubscribe,
     Token,
+    /// "Webhook Test – Simulate Event" (`enate.test_path`).
+    Test,
+    Login,
 }
 
 impl std::fmt::Display for Operation {
@@ -44,6 +47,8 @@ impl std::fmt::Display for Operation {
             Operation::Subscribe => last_segment(SUBSCRIBE_PATH),
             Operation::Unsubscribe => last_segment(UNSUBSCRIBE_PATH),
             Operation::Token => "the token request (enate.auth.token_url)",
+            Operation::Test => "the test message (enate.test_path)",
+            Operation::Login => last_segment(LOGIN_PATH),
         })
     }
 }
@@ -111,6 +116,11 @@ pub enum EnateError {
          enate.auth.client_id and client_secret"
     )]
     TokenRefused { status: StatusCode, detail: String },
+    #[error(
+        "Enate refused the login ({status}){detail}. Check enate.auth.username and \
+         enate.auth.password (ENATE_BRIDGE__ENATE__AUTH__PASSWORD or enate.auth.password_file)"
+    )]
+    LoginRefused { status: StatusCode, detail: String },
 }
 
 impl EnateError {
@@ -221,6 +231,9 @@ pub struct EnateClient {
     /// `enate.api_url`, to which the paths of Enate's API are appended.
     api_url: Url,
     token: SecretString,
+    /// How the token goes with each call: a bearer header, or (`login`) the
+    /// `authToken` query parameter.
+    method: EnateAuthMethod,
     timeout: Duration,
     retries: u32,
     redactor: Redactor,
@@ -246,6 +259,7 @@ impl EnateClient {
             http,
             api_url: api_url.clone(),
             token: SecretString::from(""),
+            method: settings.auth.method,
             timeout,
             retries: settings.retries,
             redactor,
@@ -268,6 +282,16 @@ impl EnateClient {
                 client.redactor.add(&client_secret);
                 client.fetch_token(settings, &client_secret).await?
             }
+            EnateAuthMethod::Login => {
+                let password = read_secret(
+                    auth.password.as_ref(),
+                    auth.password_file.as_deref(),
+                    "enate.auth.password",
+                    "ENATE_BRIDGE__ENATE__AUTH__PASSWORD",
+                )?;
+                client.redactor.add(&password);
+                client.login(settings, &password).await?
+            }
         };
         let token = client.token.clone();
         client.redactor.add(&token);
@@ -284,9 +308,7 @@ impl EnateClient {
         let url = self.url(LIST_PATH);
         let answer = self
             .send(Operation::List, self.retries, || {
-                self.http
-                    .get(url.clone())
-                    .bearer_auth(self.token.expose_secret())
+                self.authorized(Method::GET, &url)
             })
             .await?;
         enate_api::parse_list(&answer).map_err(|reason| EnateError::Unexpected {
@@ -306,10 +328,7 @@ impl EnateClient {
         let body = subscription.body();
         let answer = self
             .send(Operation::Subscribe, 0, || {
-                self.http
-                    .post(url.clone())
-                    .bearer_auth(self.token.expose_secret())
-                    .json(&body)
+                self.authorized(Method::POST, &url).json(&body)
             })
             .await?;
         Ok(enate_api::parse_created_guid(&answer))
@@ -322,15 +341,96 @@ impl EnateClient {
             .append_pair(UNSUBSCRIBE_GUID_PARAMETER, &guid.hyphenated().to_string());
         let result = self
             .send(Operation::Unsubscribe, self.retries, || {
-                self.http
-                    .post(url.clone())
-                    .bearer_auth(self.token.expose_secret())
+                self.authorized(Method::POST, &url)
             })
             .await;
         match result {
             Ok(_) => Ok(Unsubscribed::Deleted),
             Err(EnateError::NotFound { .. }) => Ok(Unsubscribed::AlreadyGone),
             Err(error) => Err(error),
+        }
+    }
+
+    /// Asks Enate to send a subscription its test message ("Webhook Test –
+    /// Simulate Event" at `test_path`). Sent once, never retried: a retry
+    /// after a lost answer would send a second message, muddling what the
+    /// caller watches for, and Enate's own error is what the caller reports.
+    pub async fn send_test_message(&self, test_path: &str, guid: Uuid) -> Result<(), EnateError> {
+        let mut url = self.url(test_path.trim().trim_matches('/'));
+        url.query_pairs_mut().append_pair(
+            enate_api::TEST_GUID_PARAMETER,
+            &guid.hyphenated().to_string(),
+        );
+        self.send(Operation::Test, 0, || self.authorized(Method::GET, &url))
+            .await
+            .map(|_| ())
+    }
+
+    /// A request carrying the token as `enate.auth.method` says.
+    fn authorized(&self, method: Method, url: &Url) -> RequestBuilder {
+        match self.method {
+            EnateAuthMethod::Login => {
+                let mut url = url.clone();
+                url.query_pairs_mut()
+                    .append_pair(enate_api::LOGIN_TOKEN_PARAMETER, self.token.expose_secret());
+                self.http.request(method, url)
+            }
+            EnateAuthMethod::Bearer | EnateAuthMethod::ClientCredentials => self
+                .http
+                .request(method, url.clone())
+                .bearer_auth(self.token.expose_secret()),
+        }
+    }
+
+    /// `enate.auth.method = "login"`: the token is the answer to a login with
+    /// the user name and password, as Enate's sample receiver logs in.
+    async fn login(
+        &self,
+        settings: &EnateSettings,
+        password: &SecretString,
+    ) -> Result<SecretString, EnateError> {
+        let username = settings.auth.username.trim();
+        if username.is_empty() {
+            return Err(EnateError::Setup(
+                "enate.auth.method = \"login\" needs enate.auth.username (and enate.auth.password)"
+                    .into(),
+            ));
+        }
+        let mut url = self.url(LOGIN_PATH);
+        let (name, value) = enate_api::LOGIN_QUERY;
+        url.query_pairs_mut().append_pair(name, value);
+        let body = serde_json::json!({
+            enate_api::LOGIN_USERNAME: username,
+            enate_api::LOGIN_PASSWORD: password.expose_secret(),
+        });
+        let answer = self
+            .send(Operation::Login, self.retries, || {
+                self.http.post(url.clone()).json(&body)
+            })
+            .await
+            .map_err(|error| match error {
+                EnateError::Refused { status, detail, .. }
+                | EnateError::Rejected { status, detail, .. } => {
+                    EnateError::LoginRefused { status, detail }
+                }
+                other => other,
+            })?;
+        // The sample receiver takes the answer's text between its quotes: a JSON
+        // string. `{"Result": "..."}` is read too, as every answer may be wrapped.
+        let token = match &answer {
+            Value::String(token) => Some(token.as_str()),
+            Value::Object(object) => object
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(enate_api::field::RESULT))
+                .and_then(|(_, value)| value.as_str()),
+            _ => None,
+        };
+        match token.map(str::trim).filter(|token| !token.is_empty()) {
+            Some(token) => Ok(SecretString::from(token)),
+            None => Err(EnateError::Unexpected {
+                operation: Operation::Login,
+                reason: "no token (a JSON string) in the answer".into(),
+            }),
         }
     }
 

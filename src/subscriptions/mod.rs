@@ -1,23 +1,27 @@
-//! `enate-bridge subscriptions plan | apply | list | delete`: the bridge's
-//! webhook subscriptions in Enate, kept as code in `[enate]`.
+//! `enate-bridge subscriptions plan | apply | list | delete | verify`: the
+//! bridge's webhook subscriptions in Enate, kept as code in `[enate]`.
 //!
 //! - `crate::enate_api` (beside it, so the configuration can use its codes):
 //!   Enate's paths, field names and codes, all in one place;
 //! - `client`: the HTTP client (authentication, retries, errors without secrets);
 //! - `plan`: configuration against Enate, line by line; `apply`: carrying it out;
+//! - `verify`: Enate's test message for each, watched for in RabbitMQ;
 //! - `output`: tables and JSON.
 //!
-//! Exit codes: 0 done (for `plan`: nothing to do), 2 `plan` found changes,
-//! 1 an error (for `apply`: a line failed; the others were still applied).
+//! Exit codes: 0 done (for `plan`: nothing to do; for `verify`: every
+//! subscription delivered), 2 `plan` found changes, 1 an error (for `apply`: a
+//! line failed; the others were still applied; for `verify`: one was not delivered).
 
 mod apply;
 mod client;
 mod output;
 mod plan;
+mod verify;
 
 pub use apply::{Applied, Outcome};
 pub use client::{EnateClient, EnateError, Operation, Unsubscribed};
 pub use plan::{Action, Desired, Expected, Plan, Row, points_at_bridge};
+pub use verify::{Verdict, Verified, VerifyOptions};
 
 use std::process::ExitCode;
 
@@ -54,13 +58,29 @@ pub enum SubscriptionsCommand {
         /// The subscription's GUID, as `list` shows it.
         guid: Uuid,
     },
+    /// Ask Enate for each subscription's test message and watch RabbitMQ for it; exit 0 only if all arrive.
+    Verify {
+        /// Seconds each test message has to reach RabbitMQ.
+        #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+        /// The bridge's admin /metrics, to read what it did with a message that did not
+        /// arrive. Default: admin.bind (loopback for 0.0.0.0).
+        #[arg(long, value_name = "URL")]
+        admin_url: Option<Url>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl SubscriptionsCommand {
     /// Whether the command compares Enate's subscriptions with `[enate]`, and
     /// so needs a secret to give them and the bridge's public URL.
     pub fn compares_with_config(&self) -> bool {
-        matches!(self, Self::Plan { .. } | Self::Apply { .. })
+        matches!(
+            self,
+            Self::Plan { .. } | Self::Apply { .. } | Self::Verify { .. }
+        )
     }
 }
 
@@ -74,6 +94,7 @@ pub fn run(settings: &Settings, api_url: &Url, command: SubscriptionsCommand) ->
         SubscriptionsCommand::Apply { .. } => "apply",
         SubscriptionsCommand::List { .. } => "list",
         SubscriptionsCommand::Delete { .. } => "delete",
+        SubscriptionsCommand::Verify { .. } => "verify",
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,11 +115,20 @@ pub fn run(settings: &Settings, api_url: &Url, command: SubscriptionsCommand) ->
     }
 }
 
+/// A failure that ends a command: Enate's, or (for `verify`) RabbitMQ's.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error(transparent)]
+    Enate(#[from] EnateError),
+    #[error(transparent)]
+    Verify(#[from] verify::VerifyError),
+}
+
 async fn execute(
     settings: &Settings,
     api_url: &Url,
     command: SubscriptionsCommand,
-) -> Result<ExitCode, EnateError> {
+) -> Result<ExitCode, CommandError> {
     // What this needs was checked at load (`Settings::require_subscriptions`).
     let enate = &settings.enate;
     let secrets = &settings.auth.secrets;
@@ -144,7 +174,7 @@ async fn execute(
         }
         SubscriptionsCommand::Delete { guid } => {
             let Some(subscription) = existing.iter().find(|s| s.guid == guid) else {
-                return Err(EnateError::UnknownSubscription(guid));
+                return Err(EnateError::UnknownSubscription(guid).into());
             };
             let description = output::describe(subscription);
             let elsewhere = if points_at_bridge(
@@ -163,6 +193,25 @@ async fn execute(
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        SubscriptionsCommand::Verify {
+            timeout,
+            admin_url,
+            json,
+        } => {
+            let plan = Plan::new(&desired, &existing, &expected, enate.public_url.as_str());
+            let options = VerifyOptions {
+                timeout: std::time::Duration::from_secs(timeout),
+                admin_url,
+            };
+            let lines =
+                verify::verify(settings, &client, &plan, &existing, &expected, &options).await?;
+            print!("{}", output::verified(&lines, json));
+            Ok(if lines.iter().all(|line| line.verdict.is_delivered()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

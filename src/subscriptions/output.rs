@@ -8,6 +8,7 @@ use super::{
     apply::{Applied, Outcome},
     enate_api::{Known, Subscription},
     plan::{Action, Expected, Plan, Row},
+    verify::{Verdict, Verified},
 };
 
 pub fn plan(plan: &Plan, json: bool) -> String {
@@ -168,6 +169,69 @@ pub fn list(
     text
 }
 
+/// `verify`: one line per subscription, its result, and under it the causes
+/// (or Enate's error, or why the URL reaches no bridge).
+pub fn verified(lines: &[Verified], json: bool) -> String {
+    let delivered = lines
+        .iter()
+        .filter(|line| line.verdict.is_delivered())
+        .count();
+    if json {
+        let document = json!({
+            "all_delivered": delivered == lines.len(),
+            "subscriptions": lines,
+        });
+        return format!("{document:#}\n");
+    }
+    if lines.is_empty() {
+        return "Nothing to verify: enate.subscriptions lists no subscriptions.\n".into();
+    }
+    let rows = lines
+        .iter()
+        .map(|line| {
+            let (result, notes) = match &line.verdict {
+                Verdict::Delivered {
+                    seconds,
+                    destination,
+                } => {
+                    let place = if *destination == "quarantine" {
+                        " (to the quarantine)"
+                    } else {
+                        ""
+                    };
+                    (format!("delivered {seconds:.2} s{place}"), Vec::new())
+                }
+                Verdict::NotDelivered { causes } => ("not delivered".to_string(), causes.clone()),
+                Verdict::TestRefused { error } => {
+                    (line.verdict.label().into(), vec![error.clone()])
+                }
+                Verdict::UrlUnreachable { reason } => {
+                    (line.verdict.label().into(), vec![reason.clone()])
+                }
+                Verdict::Missing => (
+                    line.verdict.label().into(),
+                    vec!["configured but not in Enate: `subscriptions apply` creates it".into()],
+                ),
+            };
+            let cells = vec![
+                result,
+                line.webhook.clone(),
+                line.filter.clone(),
+                line.subscriber_url.clone(),
+                line.subscription
+                    .map_or_else(|| "-".to_string(), |guid| guid.to_string()),
+            ];
+            (cells, notes)
+        })
+        .collect();
+    let mut text = table(&VERIFY_HEADERS, rows);
+    text.push_str(&format!(
+        "\nVerify: {delivered} of {} subscription(s) delivered.\n",
+        lines.len()
+    ));
+    text
+}
+
 /// One line about a subscription: webhook, filter, URL.
 pub fn describe(subscription: &Subscription) -> String {
     format!(
@@ -186,6 +250,13 @@ const PLAN_HEADERS: [&str; 5] = [
     "SUBSCRIPTION",
 ];
 const APPLY_HEADERS: [&str; 5] = [
+    "RESULT",
+    "WEBHOOK",
+    "FILTER",
+    "SUBSCRIBER URL",
+    "SUBSCRIPTION",
+];
+const VERIFY_HEADERS: [&str; 5] = [
     "RESULT",
     "WEBHOOK",
     "FILTER",

@@ -9,6 +9,12 @@
 //! status (a 400 echoes the request body, as some APIs do, secret included), or
 //! is carried out and answered late; a filter object can be forbidden (403),
 //! as for an account without rights on it.
+//!
+//! The test operation ("Webhook Test – Simulate Event") does what Enate does:
+//! it POSTs a test message to the subscription's SubscriberURL with the
+//! subscription's custom header, after answering. Older instances' login
+//! (`Authentication/Login`, as Enate's sample receiver calls it) answers a
+//! token that is then accepted as the `authToken` query parameter.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -28,6 +34,12 @@ pub const LIST: &str = "GetAllWebhookSubscriptions";
 pub const SUBSCRIBE: &str = "SubscribeToWebhook";
 pub const UNSUBSCRIBE: &str = "Unsubscribe";
 pub const TOKEN_REQUEST: &str = "token";
+pub const TEST: &str = "SimulateEvent";
+pub const LOGIN: &str = "Login";
+pub const USERNAME: &str = "bridge-account";
+pub const PASSWORD: &str = "fake-login-password-3c8d";
+/// The token a login answers (with characters that need escaping in a query).
+pub const LOGIN_TOKEN: &str = "fake+login/token=e41b";
 
 /// What the next request of an operation gets instead of a normal answer.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +69,12 @@ struct State {
     forbidden_filters: HashSet<String>,
     /// Operations in the order they arrived (token requests included).
     requests: Vec<&'static str>,
+    /// List FilterObjectType as its numeric code rather than its name.
+    type_codes: bool,
+    /// The test operation answers 200 but sends nothing (Enate cannot reach the URL).
+    test_sends_nothing: bool,
+    /// What the test operation sent: the SubscriberURL and the status it got.
+    test_deliveries: Vec<(String, Option<u16>)>,
 }
 
 pub struct FakeEnate {
@@ -89,6 +107,11 @@ impl FakeEnate {
                     "/webapi/WebHookSubscription/Unsubscribe",
                     web::post().to(unsubscribe),
                 )
+                .route(
+                    "/webapi/WebHookSubscription/SimulateEvent",
+                    web::get().to(simulate_event),
+                )
+                .route("/webapi/Authentication/Login", web::post().to(login))
                 .route("/oauth/token", web::post().to(token))
         })
         .workers(1)
@@ -125,6 +148,21 @@ impl FakeEnate {
     /// without rights on it.
     pub fn forbid_filter(&self, guid: &str) {
         self.state().forbidden_filters.insert(guid.to_lowercase());
+    }
+
+    /// Lists answer FilterObjectType as the numeric code (an instance that does).
+    pub fn answer_type_codes(&self) {
+        self.state().type_codes = true;
+    }
+
+    /// The test operation answers success but sends no message.
+    pub fn test_sends_nothing(&self) {
+        self.state().test_sends_nothing = true;
+    }
+
+    /// The test messages sent: SubscriberURL and the status it answered (None: no answer).
+    pub fn test_deliveries(&self) -> Vec<(String, Option<u16>)> {
+        self.state().test_deliveries.clone()
     }
 
     /// The operations requested so far, in order.
@@ -174,7 +212,13 @@ fn admit(
         .headers()
         .get("Authorization")
         .and_then(|value| value.to_str().ok());
-    if authorization != Some(&format!("Bearer {TOKEN}")) {
+    let login_token =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
+            .ok()
+            .and_then(|query| query.get("authToken").cloned());
+    if authorization != Some(&format!("Bearer {TOKEN}"))
+        && login_token.as_deref() != Some(LOGIN_TOKEN)
+    {
         return Err(Box::new(HttpResponse::Unauthorized().json(
             json!({"Message": "Authorization has been denied for this request."}),
         )));
@@ -208,26 +252,125 @@ async fn list(state: web::Data<Mutex<State>>, request: HttpRequest) -> HttpRespo
         Ok(delay) => delay,
         Err(answer) => return *answer,
     };
-    // As Enate's page shows it: a bare list, FilterObjectType as a name.
-    let items: Vec<Value> = state
-        .lock()
-        .unwrap()
-        .subscriptions
-        .iter()
-        .map(|s| {
-            json!({
-                "GUID": s.guid,
-                "Webhook": s.webhook,
-                "FilterObjectGUID": s.filter_object_guid,
-                "FilterObjectType": type_name(s.filter_object_type),
-                "SubscriberURL": s.subscriber_url,
-                "Signature": "c2lnbmF0dXJl",
-                "CustomHeader": s.custom_header,
-                "CustomHeaderValue": s.custom_header_value,
+    // As Enate's page shows it: a bare list, FilterObjectType as a name
+    // (or, when told, as its code).
+    let items: Vec<Value> = {
+        let state = state.lock().unwrap();
+        let codes = state.type_codes;
+        state
+            .subscriptions
+            .iter()
+            .map(|s| {
+                json!({
+                    "GUID": s.guid,
+                    "Webhook": s.webhook,
+                    "FilterObjectGUID": s.filter_object_guid,
+                    "FilterObjectType": if codes {
+                        json!(s.filter_object_type)
+                    } else {
+                        json!(type_name(s.filter_object_type))
+                    },
+                    "SubscriberURL": s.subscriber_url,
+                    "Signature": "c2lnbmF0dXJl",
+                    "CustomHeader": s.custom_header,
+                    "CustomHeaderValue": s.custom_header_value,
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     late(delay, HttpResponse::Ok().json(items)).await
+}
+
+#[derive(serde::Deserialize)]
+struct TestQuery {
+    #[serde(rename = "webHookSubscriptionGUID")]
+    guid: Uuid,
+}
+
+/// "Webhook Test – Simulate Event": answers, then POSTs a test message to the
+/// subscription's SubscriberURL with its custom header, as Enate does. The
+/// message is a packet as PacketCreated sends it, with a fresh GUID each time.
+async fn simulate_event(
+    state: web::Data<Mutex<State>>,
+    request: HttpRequest,
+    query: web::Query<TestQuery>,
+) -> HttpResponse {
+    let delay = match admit(&state, TEST, &request, "") {
+        Ok(delay) => delay,
+        Err(answer) => return *answer,
+    };
+    let (subscription, sends_nothing) = {
+        let state = state.lock().unwrap();
+        let found = state
+            .subscriptions
+            .iter()
+            .find(|s| s.guid == query.guid)
+            .cloned();
+        (found, state.test_sends_nothing)
+    };
+    let Some(subscription) = subscription else {
+        return HttpResponse::NotFound()
+            .json(json!({"Message": "No webhook subscription with this GUID."}));
+    };
+    if !sends_nothing {
+        let state = state.clone();
+        actix_web::rt::spawn(async move {
+            let body = json!({
+                "GUID": Uuid::new_v4(),
+                "Reference": "000001-C",
+                "Title": "Webhook test",
+                "Status": 1,
+                "DueDate": null,
+                "RAGStatus": 1,
+                "ProcessType": 1,
+                "ProcessTypeName": "Webhook Test",
+                "CustomerName": "Test Customer",
+                "SupplierName": "Test Supplier",
+                "ContractName": "Test Contract",
+                "ServiceName": "Test Service",
+                "ServiceLineName": "Test Service Line",
+                "StartedbyMethod": 0,
+            });
+            let mut post = reqwest::Client::new()
+                .post(&subscription.subscriber_url)
+                .timeout(Duration::from_secs(10))
+                .json(&body);
+            if let (Some(header), Some(value)) = (
+                &subscription.custom_header,
+                &subscription.custom_header_value,
+            ) {
+                post = post.header(header.as_str(), value.as_str());
+            }
+            let status = post.send().await.ok().map(|r| r.status().as_u16());
+            state
+                .lock()
+                .unwrap()
+                .test_deliveries
+                .push((subscription.subscriber_url.clone(), status));
+        });
+    }
+    late(delay, HttpResponse::Ok().json(json!({"Result": true}))).await
+}
+
+/// Older instances' login: a JSON body of user name and password; the answer
+/// is the token as a JSON string.
+async fn login(
+    state: web::Data<Mutex<State>>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    state.lock().unwrap().requests.push(LOGIN);
+    if query.get("useCookie").map(String::as_str) != Some("false") {
+        return HttpResponse::BadRequest().json(json!({"Message": "useCookie=false expected"}));
+    }
+    if body.get("username").and_then(Value::as_str) != Some(USERNAME)
+        || body.get("password").and_then(Value::as_str) != Some(PASSWORD)
+    {
+        // Echoes what it was sent, as some APIs do: the password must still not be printed.
+        return HttpResponse::Unauthorized()
+            .json(json!({"Message": "Invalid user name or password.", "Request": *body}));
+    }
+    HttpResponse::Ok().json(LOGIN_TOKEN)
 }
 
 async fn subscribe(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
-use crate::fake_enate::{CLIENT_SECRET, FakeEnate, Stored, TOKEN};
+use crate::fake_enate::{CLIENT_SECRET, FakeEnate, LOGIN_TOKEN, PASSWORD, Stored, TOKEN};
 
 pub const SECRET: &str = "bridge-secret-current-5d1c";
 pub const OLD_SECRET: &str = "bridge-secret-old-0a9e";
@@ -13,8 +13,16 @@ pub const COMPANY: &str = "aaaaaaaa-1111-4222-8333-444444444444";
 pub const CONTRACT: &str = "bbbbbbbb-1111-4222-8333-444444444444";
 pub const SERVICE: &str = "cccccccc-1111-4222-8333-444444444444";
 
-/// Everything no output may hold.
-const NEVER_PRINTED: [&str; 4] = [SECRET, OLD_SECRET, TOKEN, CLIENT_SECRET];
+/// Everything no output may hold (the login token also as a query escapes it).
+const NEVER_PRINTED: [&str; 7] = [
+    SECRET,
+    OLD_SECRET,
+    TOKEN,
+    CLIENT_SECRET,
+    PASSWORD,
+    LOGIN_TOKEN,
+    "fake%2Blogin%2Ftoken%3De41b",
+];
 
 /// One `[[enate.subscriptions]]`: webhook, filter_object_type as TOML, GUID.
 pub struct Entry(pub &'static str, pub &'static str, pub &'static str);
@@ -52,7 +60,6 @@ impl Bridge {
     /// the end of `[enate]`, then the entries. The secrets and the token come
     /// from the environment, as in production.
     pub fn new(fake: &FakeEnate, extra: &str, entries: &[Entry]) -> Bridge {
-        let dir = tempfile::tempdir().unwrap();
         let mut toml = format!(
             "[enate]\napi_url = \"{}\"\npublic_url = \"{PUBLIC_URL}\"\nallow_http = true\n\
              request_timeout_secs = 2\nretries = 2\n{extra}\n",
@@ -64,6 +71,12 @@ impl Bridge {
                  filter_object_guid = \"{guid}\"\n"
             ));
         }
+        Bridge::with_toml(&toml)
+    }
+
+    /// A configuration written out whole by the test.
+    pub fn with_toml(toml: &str) -> Bridge {
+        let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("bridge.toml");
         std::fs::write(&config, toml).unwrap();
         Bridge {
