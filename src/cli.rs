@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `check-config`, `healthcheck`,
-//! `spool status`, `send-sample`, `subscriptions`.
+//! `spool status | list | export`, `send-sample`, `quarantine`, `subscriptions`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     config::{LogFormat, Settings},
+    delivery::inspect::{self, Form},
     spool::{Spool, now_ms},
     startup::Application,
     telemetry,
@@ -56,6 +57,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         count: usize,
     },
+    /// The quarantine queue: list what it holds, replay it through the current normalizer.
+    Quarantine {
+        #[command(subcommand)]
+        command: crate::quarantine::QuarantineCommand,
+    },
     /// The bridge's webhook subscriptions in Enate, from [enate]: plan, apply, list, delete.
     Subscriptions {
         #[command(subcommand)]
@@ -67,6 +73,16 @@ enum Command {
 enum SpoolCommand {
     /// Events, bytes and the oldest event's age, whether or not the bridge runs.
     Status,
+    /// A line per spooled message, oldest first: key, age, size, webhook,
+    /// routing key, event id, why it was spooled.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// JSON lines with each message itself (properties, headers, body), to
+    /// read or publish again by hand.
+    Export,
 }
 
 pub fn run() -> ExitCode {
@@ -108,11 +124,18 @@ pub fn run() -> ExitCode {
         Command::Spool {
             command: SpoolCommand::Status,
         } => spool_status(&settings),
+        Command::Spool {
+            command: SpoolCommand::List { json },
+        } => spool_records(&settings, if json { Form::JsonLines } else { Form::Table }),
+        Command::Spool {
+            command: SpoolCommand::Export,
+        } => spool_records(&settings, Form::Export),
         Command::SendSample {
             webhook,
             url,
             count,
         } => crate::sample::run(&settings, webhook, url, count),
+        Command::Quarantine { command } => crate::quarantine::run(&settings, command),
         Command::Subscriptions { command } => {
             match settings.require_subscriptions(command.compares_with_config()) {
                 Ok(api_url) => crate::subscriptions::run(&settings, api_url, command),
@@ -181,6 +204,21 @@ fn spool_status(settings: &Settings) -> ExitCode {
         }
         Err(error) => {
             eprintln!("spool status: {}", telemetry::error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the spool's records straight from the directory, read-only and one
+/// at a time (see `delivery::inspect`).
+fn spool_records(settings: &Settings, form: Form) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match inspect::write_records(&settings.spool.dir, form, now_ms(), &mut out) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            drop(out);
+            eprintln!("spool: {}", telemetry::error_chain(&error));
             ExitCode::FAILURE
         }
     }

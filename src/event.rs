@@ -6,6 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
+    config::Settings,
     normalize::{
         EventData, NormalizeOptions,
         enums::{EnumKind, Word},
@@ -80,6 +81,19 @@ pub struct EventBuilder {
 }
 
 impl EventBuilder {
+    /// What the settings say every event shares: the ingress and
+    /// `quarantine replay` build events from this, so both build the same.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            source: settings.events.source.clone(),
+            normalize: NormalizeOptions {
+                naive_time_zone: settings.events.naive_time_zone.zone().clone(),
+                include_raw: settings.events.include_raw,
+            },
+            routing_key: settings.amqp.routing_key.clone(),
+        }
+    }
+
     pub fn build(
         &self,
         webhook: Webhook,

@@ -22,6 +22,8 @@
 //!   URLs without their passwords, for the configuration and `amqp`;
 //!   `shutdown`: the one way every background task is stopped and awaited);
 //!   `sample`: `send-sample`, realistic webhooks to try a running bridge with;
+//!   `quarantine`: `quarantine list` and `replay`, the quarantine queue read and
+//!   driven again through the current normalizer;
 //!   `subscriptions`: the bridge's webhook subscriptions in Enate, as code, over
 //!   `enate_api` (Enate's subscription paths, field names and codes, in one file
 //!   that the configuration can use too).
@@ -39,6 +41,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod outcome;
 pub mod payload;
+pub mod quarantine;
 pub mod redact;
 pub mod routes;
 pub mod routing;

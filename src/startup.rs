@@ -18,7 +18,6 @@ use crate::{
     delivery::{Delivery, Destinations, SpoolPolicy},
     event::EventBuilder,
     metrics::Metrics,
-    normalize::NormalizeOptions,
     routes::{
         self, refusal_log,
         state::{AppState, Limits},
@@ -169,14 +168,7 @@ fn app_state(
             "auth.allow_unauthenticated is set: every webhook is accepted without checking"
         );
     }
-    let events = EventBuilder {
-        source: settings.events.source.clone(),
-        normalize: NormalizeOptions {
-            naive_time_zone: settings.events.naive_time_zone.zone().clone(),
-            include_raw: settings.events.include_raw,
-        },
-        routing_key: settings.amqp.routing_key.clone(),
-    };
+    let events = EventBuilder::from_settings(settings);
     AppState::new(
         auth,
         events,

@@ -101,6 +101,10 @@ pub enum NotReady {
 /// lanes, bounded so one large request cannot flood them.
 const PUBLISH_CONCURRENCY: usize = 64;
 
+/// Why a record was spooled under `spool.mode = "always"`; otherwise its
+/// publish error says why.
+const SPOOLED_ALWAYS: &str = "spool.mode = always";
+
 impl Delivery {
     pub fn new(
         broker: Broker,
@@ -128,7 +132,12 @@ impl Delivery {
         let spool = match &self.policy {
             SpoolPolicy::Always(spool) => {
                 spool
-                    .append(messages.iter().map(record::encode).collect())
+                    .append(
+                        messages
+                            .iter()
+                            .map(|message| record::encode(message, SPOOLED_ALWAYS))
+                            .collect(),
+                    )
                     .await
                     .map_err(DeliveryError::Spool)?;
                 return Ok(Safe::Spooled);
@@ -147,8 +156,9 @@ impl Delivery {
             .zip(results)
             .filter_map(|(message, result)| {
                 let error = result.err()?;
+                let record = record::encode(message, &error.to_string());
                 first_error.get_or_insert(error);
-                Some(record::encode(message))
+                Some(record)
             })
             .collect();
         let Some(error) = first_error else {

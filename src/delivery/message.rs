@@ -3,6 +3,7 @@
 //! and headers the contract promises.
 
 use bytes::Bytes;
+use jiff::Timestamp;
 use lapin::{
     BasicProperties,
     types::{AMQPValue, FieldTable, LongString},
@@ -12,8 +13,9 @@ use uuid::Uuid;
 
 use crate::{
     amqp::Message,
-    event::{Event, cloudevents_type},
+    event::{Event, EventBuilder, cloudevents_type},
     normalize::enums::{EnumKind, Word},
+    payload::{InvalidPayload, RawObject},
     webhook::Webhook,
 };
 
@@ -109,6 +111,21 @@ impl Outgoing {
             body: event.body.into(),
             words: Some(words),
         }
+    }
+
+    /// The events a body's objects become, as the ingress publishes them (and
+    /// `quarantine replay` again): every object becomes an event, or the body
+    /// is invalid as a whole, so a body is never half published.
+    pub fn events(
+        builder: &EventBuilder,
+        webhook: Webhook,
+        objects: Vec<RawObject<'_>>,
+        received: Timestamp,
+    ) -> Result<Vec<Self>, InvalidPayload> {
+        objects
+            .into_iter()
+            .map(|raw| builder.build(webhook, raw, received).map(Self::event))
+            .collect()
     }
 
     /// A payload that cannot become an event, kept exactly as received.

@@ -5,13 +5,15 @@
 //! - `deliver`: publish with a confirm or spool, as the spool policy says, and
 //!   the one place where publish outcomes are counted;
 //! - `record`: how a message is kept in the spool;
-//! - `forwarder`: the task that drains the spool in arrival order.
+//! - `forwarder`: the task that drains the spool in arrival order;
+//! - `inspect`: the spool's records for a person (`spool list`, `spool export`).
 //!
 //! Built on `amqp` (publishing) and `spool` (durable bytes), which know nothing
 //! of each other or of events.
 
 mod deliver;
 mod forwarder;
+pub mod inspect;
 mod message;
 mod record;
 

@@ -10,16 +10,30 @@ use super::message::{Destination, EventWords, Outgoing};
 /// with other tools, and for the previous release, which requires it (a
 /// rollback with events in the spool must still forward them); the spool keeps
 /// its own times.
+/// `spooled_because` says why it was spooled, for `spool list`; records of
+/// earlier releases have none, and the previous release ignores it.
 #[derive(Serialize)]
 struct HeaderOut<'a> {
     spooled_at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spooled_because: Option<&'a str>,
     message: &'a Outgoing,
 }
 
 /// ...and as read back (`spooled_at_ms` is ignored).
 #[derive(Deserialize)]
 struct HeaderIn {
+    #[serde(default)]
+    spooled_because: Option<String>,
     message: Outgoing,
+}
+
+/// A record read back with what it says of itself.
+#[derive(Debug)]
+pub struct Decoded {
+    pub message: Outgoing,
+    /// Why it was spooled; `None` in records of earlier releases.
+    pub spooled_because: Option<String>,
 }
 
 /// Why a record cannot be read back.
@@ -31,9 +45,12 @@ pub enum DecodeError {
     Header(#[source] serde_json::Error),
 }
 
-pub fn encode(message: &Outgoing) -> Vec<u8> {
+/// The record of `message`, spooled `because` (said in words a person reads:
+/// the publish error, or the spool policy).
+pub fn encode(message: &Outgoing, because: &str) -> Vec<u8> {
     let header = HeaderOut {
         spooled_at_ms: crate::spool::now_ms(),
+        spooled_because: Some(because),
         message,
     };
     let mut record = serde_json::to_vec(&header).expect("a message header always serializes");
@@ -43,6 +60,10 @@ pub fn encode(message: &Outgoing) -> Vec<u8> {
 }
 
 pub fn decode(record: &[u8]) -> Result<Outgoing, DecodeError> {
+    decode_all(record).map(|decoded| decoded.message)
+}
+
+pub fn decode_all(record: &[u8]) -> Result<Decoded, DecodeError> {
     let newline = record
         .iter()
         .position(|b| *b == b'\n')
@@ -54,7 +75,10 @@ pub fn decode(record: &[u8]) -> Result<Outgoing, DecodeError> {
     if message.destination == Destination::Events {
         message.words = Some(EventWords::from_headers(&message.headers));
     }
-    Ok(message)
+    Ok(Decoded {
+        message,
+        spooled_because: header.spooled_because,
+    })
 }
 
 #[cfg(test)]
@@ -72,7 +96,7 @@ mod tests {
             Some("text/plain"),
             1_700_000_000,
         );
-        let decoded = decode(&encode(&message)).unwrap();
+        let decoded = decode(&encode(&message, "not connected to RabbitMQ")).unwrap();
         assert_eq!(decoded, message);
         assert_eq!(decoded.destination, Destination::Quarantine);
     }
@@ -100,7 +124,7 @@ mod tests {
             timestamp: 1_700_000_000,
             body: b"{}".to_vec(),
         });
-        let decoded = decode(&encode(&message)).unwrap();
+        let decoded = decode(&encode(&message, "not connected to RabbitMQ")).unwrap();
         assert_eq!(decoded, message);
         assert_eq!(
             decoded
@@ -138,10 +162,34 @@ mod tests {
             None,
             1,
         );
-        let record = encode(&message);
+        let record = encode(&message, "spool.mode = always");
         let newline = record.iter().position(|b| *b == b'\n').unwrap();
         let previous: PreviousHeaderIn = serde_json::from_slice(&record[..newline]).unwrap();
         assert_eq!(previous.message.id, message.id);
+    }
+
+    #[test]
+    fn why_it_was_spooled_reads_back_and_an_earlier_release_s_record_has_none() {
+        let message = Outgoing::quarantined(
+            uuid::Uuid::from_u128(8),
+            Webhook::PacketUpdated,
+            "x",
+            b"{}".to_vec(),
+            None,
+            1,
+        );
+        let decoded = decode_all(&encode(&message, "RabbitMQ refused the message (nack)")).unwrap();
+        assert_eq!(
+            decoded.spooled_because.as_deref(),
+            Some("RabbitMQ refused the message (nack)")
+        );
+        let earlier = format!(
+            "{{\"spooled_at_ms\":1,\"message\":{}}}\n{{}}",
+            serde_json::to_string(&message).unwrap()
+        );
+        let decoded = decode_all(earlier.as_bytes()).unwrap();
+        assert_eq!(decoded.message, message);
+        assert_eq!(decoded.spooled_because, None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::{
     delivery::{Outgoing, Safe},
     event::event_id,
     outcome::Outcome,
-    payload::{InvalidPayload, RawObject, SplitError, split_body_at_most},
+    payload::{InvalidPayload, SplitError, split_body_at_most},
     webhook::Webhook,
 };
 
@@ -156,7 +156,7 @@ fn build_or_quarantine(
     let events = match split_body_at_most(body, state.max_events_per_request) {
         Err(SplitError::TooManyEvents { max }) => return Err(Rejection::TooManyEvents { max }),
         Err(SplitError::Invalid(invalid)) => Err(invalid),
-        Ok(objects) => build_events(webhook, objects, received, state),
+        Ok(objects) => Outgoing::events(&state.events, webhook, objects, received),
     };
     match (events, state.invalid_payload) {
         (Ok(messages), _) => Ok(Built {
@@ -170,25 +170,6 @@ fn build_or_quarantine(
             Ok(quarantine(reason, webhook, request, body, received))
         }
     }
-}
-
-/// Every object becomes an event, or the body is invalid as a whole: a request
-/// is never half published.
-fn build_events(
-    webhook: Webhook,
-    objects: Vec<RawObject<'_>>,
-    received: Timestamp,
-    state: &AppState,
-) -> Result<Vec<Outgoing>, InvalidPayload> {
-    objects
-        .into_iter()
-        .map(|raw| {
-            state
-                .events
-                .build(webhook, raw, received)
-                .map(Outgoing::event)
-        })
-        .collect()
 }
 
 /// The body kept exactly as received, for the quarantine exchange (answered

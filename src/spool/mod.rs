@@ -221,6 +221,74 @@ impl Spool {
     }
 }
 
+/// Cache for a read-only look at a spool: enough for redb's tree pages; the
+/// records are read once each, so caching them would only grow the process.
+const READ_CACHE_BYTES: usize = 8 << 20;
+
+impl Spool {
+    /// Calls `each` with every record of the spool in `dir`, oldest first:
+    /// its key, when it was appended (ms since the epoch, if known) and its
+    /// bytes. One record is in memory at a time, whatever the spool holds.
+    /// Read-only, like [`Spool::status`], beside a running bridge or not.
+    pub fn for_each(
+        dir: &Path,
+        mut each: impl FnMut(Key, Option<u64>, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(), ReadError> {
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            return Ok(());
+        }
+        let failed = |source: redb::Error| {
+            ReadError::Open(OpenError::Open {
+                path: path.clone(),
+                source,
+            })
+        };
+        // The writer's mode (`SingleWriter`): redb's locks let a read-only
+        // handle follow a running bridge's commits and keep its snapshot from
+        // being reused under it, so one read covers both cases and no
+        // request has to go through the bridge.
+        let db = builder()
+            .set_cache_size(READ_CACHE_BYTES)
+            .open_read_only(&path)
+            .map_err(|e| failed(e.into()))?;
+        let transaction = db.begin_read().map_err(|e| failed(e.into()))?;
+        let records = match transaction.open_table(RECORDS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(error) => return Err(failed(error.into())),
+        };
+        let times = match transaction.open_table(APPENDED_AT) {
+            Ok(times) => Some(times),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(failed(error.into())),
+        };
+        for entry in records.range(0..).map_err(|e| failed(e.into()))? {
+            let (key, value) = entry.map_err(|e| failed(e.into()))?;
+            let key = key.value();
+            let at = match &times {
+                Some(times) => times
+                    .get(key)
+                    .map_err(|e| failed(e.into()))?
+                    .map(|t| t.value()),
+                None => None,
+            };
+            each(key, at, value.value()).map_err(ReadError::Write)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why reading every record stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// What the records were given to could not take them (a closed pipe).
+    #[error("writing the records failed")]
+    Write(#[source] std::io::Error),
+}
+
 /// Counts what the spool holds and finds the next free key. Records without a
 /// time count as appended at `opened_at_ms`.
 fn scan(db: &impl ReadableDatabase, opened_at_ms: u64) -> Result<(SpoolStats, Key), redb::Error> {
