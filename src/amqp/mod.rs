@@ -5,6 +5,8 @@
 //! - `broker`: the handle the bridge uses (publish, in order, readiness,
 //!   status, close);
 //! - `connection`: the connection's life (connect, supervise, reconnect);
+//! - `command`: a one-off connection for a command-line tool, connected as
+//!   the bridge connects;
 //! - `session`: one live connection and its lanes;
 //! - `ordered`: a lane that keeps submission order, for the spool's forwarder;
 //! - `lane`: one confirm-mode channel owned by one task, which sends in order
@@ -18,6 +20,7 @@
 //! - `message`: the message and the ways a publish fails, which all of them use.
 
 mod broker;
+mod command;
 mod confirm_watch;
 mod connection;
 mod lane;
@@ -31,6 +34,7 @@ mod unavailable;
 mod url;
 
 pub use broker::{Broker, BrokerStatus};
+pub use command::connect_for_command;
 pub use lane::Ticket;
 pub use message::{Message, PublishError};
 pub use ordered::OrderedLane;

@@ -20,7 +20,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::Subcommand;
-use lapin::{Connection, ConnectionProperties};
+use lapin::Connection;
 
 use crate::config::Settings;
 
@@ -46,8 +46,6 @@ pub enum QuarantineCommand {
     },
 }
 
-/// Connecting gives up after this long per URL.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Closing gives up after this long.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -84,31 +82,15 @@ pub fn run(settings: &Settings, command: QuarantineCommand) -> ExitCode {
 /// A connection to the first of `amqp.urls` that answers; the error names
 /// each URL without its password.
 async fn connect(settings: &Settings, purpose: &str) -> anyhow::Result<Connection> {
-    let mut failures = Vec::new();
-    for url in &settings.amqp.urls {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(format!("{} ({purpose})", settings.amqp.connection_name).into());
-        // A heartbeat, as the bridge has: without one a connection cut
-        // without a close would leave the command waiting for ever.
-        let mut uri = url.uri().clone();
-        if uri.query.heartbeat.is_none() {
-            uri.query.heartbeat = Some(settings.amqp.heartbeat_secs);
-        }
-        let attempt = Connection::connect_uri(uri, properties);
-        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-            Ok(Ok(connection)) => return Ok(connection),
-            Ok(Err(error)) => failures.push(format!("{}: {error}", url.shown())),
-            Err(_) => failures.push(format!(
-                "{}: no answer within {} s",
-                url.shown(),
-                CONNECT_TIMEOUT.as_secs()
-            )),
-        }
-    }
-    Err(anyhow::anyhow!(
-        "cannot connect to RabbitMQ: {}",
-        failures.join("; ")
-    ))
+    let amqp = &settings.amqp;
+    crate::amqp::connect_for_command(
+        &amqp.urls,
+        amqp.tls.client(),
+        amqp.heartbeat_secs,
+        format!("{} ({purpose})", amqp.connection_name),
+    )
+    .await
+    .map_err(|failures| anyhow::anyhow!("cannot connect to RabbitMQ: {failures}"))
 }
 
 /// The quarantine queue, read from its start (see `held`).

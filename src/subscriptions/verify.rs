@@ -28,7 +28,7 @@ use std::{collections::HashMap, future::Future, net::SocketAddr, time::Duration}
 
 use futures::StreamExt;
 use lapin::{
-    Channel, Connection, ConnectionProperties,
+    Channel, Connection,
     options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
     types::{AMQPValue, FieldTable},
 };
@@ -272,26 +272,20 @@ fn admin_url(address: SocketAddr) -> Url {
 
 /// The first of `amqp.urls` that answers, and a channel on it.
 async fn connect(settings: &Settings) -> Result<(Connection, Channel), VerifyError> {
-    let mut failures = Vec::new();
-    for url in &settings.amqp.urls {
-        let properties = ConnectionProperties::default().with_connection_name(
-            format!("{} subscriptions verify", settings.amqp.connection_name).into(),
-        );
-        let attempt = tokio::time::timeout(
-            Duration::from_secs(10),
-            Connection::connect_uri(url.uri().clone(), properties),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(connection)) => match connection.create_channel().await {
-                Ok(channel) => return Ok((connection, channel)),
-                Err(error) => failures.push(format!("{url}: {error}")),
-            },
-            Ok(Err(error)) => failures.push(format!("{url}: {error}")),
-            Err(_) => failures.push(format!("{url}: no answer within 10 s")),
-        }
-    }
-    Err(VerifyError::Broker(failures.join("; ")))
+    let amqp = &settings.amqp;
+    let connection = crate::amqp::connect_for_command(
+        &amqp.urls,
+        amqp.tls.client(),
+        amqp.heartbeat_secs,
+        format!("{} subscriptions verify", amqp.connection_name),
+    )
+    .await
+    .map_err(VerifyError::Broker)?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|error| VerifyError::Broker(error.to_string()))?;
+    Ok((connection, channel))
 }
 
 /// How often the bridge's counters are read while waiting, for a refusal.
