@@ -5,7 +5,8 @@
 //! name). Each test boots its own node (about 6 s); one test runs at a time.
 //!
 //! - `a_bridge_publishes_over_amqps_...`: `amqp.tls.ca_file`, password login,
-//!   then EXTERNAL login with a client certificate;
+//!   then EXTERNAL login with a client certificate (and `quarantine list`
+//!   connecting the same way);
 //! - `every_certificate_problem_at_start_...`: each stops the start with exit 1
 //!   and a message naming its key and the reason (a second node, which wants
 //!   a client certificate, for the bridge that has none);
@@ -273,6 +274,24 @@ async fn a_bridge_publishes_over_amqps_trusting_its_ca_file_with_a_password_or_a
         "the bridge logged in as {CLIENT_CN} with EXTERNAL over TLS: {connections}"
     );
     drop(bridge);
+
+    // The command-line tools connect as the bridge does: `quarantine list`
+    // over the TLS port, with the same ca_file and client certificate.
+    let listed = tokio::process::Command::new(env!("CARGO_BIN_EXE_enate-bridge"))
+        .args(["quarantine", "list", "--json"])
+        .env("ENATE_BRIDGE__AMQP__URLS", &url)
+        .env("ENATE_BRIDGE__AMQP__TLS__CA_FILE", &ca_file)
+        .env("ENATE_BRIDGE__AMQP__TLS__CERT_FILE", &client.cert)
+        .env("ENATE_BRIDGE__AMQP__TLS__KEY_FILE", &client.key)
+        .env("ENATE_BRIDGE__AUTH__SECRETS", "unused-by-quarantine-list")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "quarantine list over amqps with a client certificate: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
 
     let mut delivered = drain_queue(&node.url(), QUEUE).await;
     delivered.sort();
