@@ -63,21 +63,43 @@ async fn quarantine_many(scene: &Scene) -> BTreeSet<String> {
     ids
 }
 
-/// Every id is in the events queue or the quarantine (or both).
-async fn assert_nothing_lost(scene: &Scene, ids: &BTreeSet<String>) -> (usize, usize) {
-    let published = scene.ids(&scene.events).await;
-    let held = scene.ids(&scene.quarantine).await;
-    let lost: Vec<&String> = ids
-        .iter()
-        .filter(|id| !published.contains(*id) && !held.contains(*id))
-        .collect();
+/// After a fault: waits until every id is an event or back in the quarantine
+/// (the broker requeues a dead connection's unacked messages once it notices
+/// the connection gone, so for a moment some are in neither), checks that the
+/// fault came mid-run, then that a second run completes. A loss is an id in
+/// neither queue when the wait runs out.
+async fn assert_nothing_lost_and_a_rerun_completes(
+    scene: &Scene,
+    ids: &BTreeSet<String>,
+    fault: &str,
+) {
+    let (published, held) = eventually(
+        Duration::from_secs(30),
+        "every message an event or back in the quarantine",
+        || async {
+            let published = scene.ids(&scene.events).await;
+            let held = scene.ids(&scene.quarantine).await;
+            let lost: Vec<&String> = ids
+                .iter()
+                .filter(|id| !published.contains(*id) && !held.contains(*id))
+                .collect();
+            if lost.is_empty() {
+                Ok((published.len(), held.len()))
+            } else {
+                Err(format!(
+                    "{} messages in neither queue, e.g. {:?}",
+                    lost.len(),
+                    &lost[..lost.len().min(3)]
+                ))
+            }
+        },
+    )
+    .await;
     assert!(
-        lost.is_empty(),
-        "{} messages lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(3)]
+        held > 0,
+        "the {fault} came mid-run ({published} published, {held} held)"
     );
-    (published.len(), held.len())
+    assert_second_run_completes(scene, ids).await;
 }
 
 /// A second, undisturbed run: the quarantine empty, every id an event.
@@ -118,17 +140,7 @@ async fn a_replay_whose_broker_connection_is_cut_fails_loses_nothing_and_a_rerun
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "a cut replay fails: {stderr}");
     assert!(stderr.contains("quarantine replay:"), "{stderr}");
-    // The broker requeues the unacked messages once it sees the connection gone.
-    let (published, held) = eventually(Duration::from_secs(30), "nothing unacked", || async {
-        let (published, held) = assert_nothing_lost(&scene, &ids).await;
-        (published + held >= MESSAGES).then_some((published, held))
-    })
-    .await;
-    assert!(
-        held > 0,
-        "the cut came mid-run ({published} published, {held} held)"
-    );
-    assert_second_run_completes(&scene, &ids).await;
+    assert_nothing_lost_and_a_rerun_completes(&scene, &ids, "cut").await;
     scene.cleanup().await;
 }
 
@@ -148,15 +160,6 @@ async fn a_replay_killed_with_sigkill_loses_nothing_and_a_rerun_completes() {
     replay.start_kill().unwrap(); // SIGKILL
     let status = replay.wait().await.unwrap();
     assert!(!status.success());
-    let (published, held) = eventually(Duration::from_secs(30), "nothing unacked", || async {
-        let (published, held) = assert_nothing_lost(&scene, &ids).await;
-        (published + held >= MESSAGES).then_some((published, held))
-    })
-    .await;
-    assert!(
-        held > 0,
-        "the kill came mid-run ({published} published, {held} held)"
-    );
-    assert_second_run_completes(&scene, &ids).await;
+    assert_nothing_lost_and_a_rerun_completes(&scene, &ids, "kill").await;
     scene.cleanup().await;
 }
