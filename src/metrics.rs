@@ -112,6 +112,15 @@ declare_metrics! {
         /// Unix time of the last webhook request accepted (200: published, spooled,
         /// duplicate or quarantined), by webhook.
         last_event: GaugeVec = "enate_bridge_last_event_timestamp_seconds" ["webhook"],
+        /// Certificates of the HTTPS ingress read anew from their files (on a
+        /// change or SIGHUP), by result: ok (served to new connections) or failed
+        /// (the previous certificate is still served). Absent without server.tls.
+        tls_certificate_reloads: IntCounterVec =
+            "enate_bridge_tls_certificate_reloads_total" ["result"],
+        /// notAfter of the certificate the HTTPS ingress serves, in seconds since
+        /// the Unix epoch. Absent without server.tls.
+        tls_certificate_not_after: GaugeVec =
+            "enate_bridge_tls_certificate_not_after_timestamp_seconds" ["listener"],
         /// Always 1; the version is in the label.
         build_info: IntGaugeVec = "enate_bridge_build_info" ["version"],
     }
@@ -303,6 +312,29 @@ impl Metrics {
             .position(|r| *r == reason)
             .unwrap_or(0);
         self.publish_failures[position].inc();
+    }
+
+    /// The HTTPS ingress serves a certificate valid until `not_after_unix`;
+    /// both reload results get their series, so a failure can be alerted on
+    /// from its first occurrence.
+    pub fn set_served_certificate(&self, not_after_unix: i64) {
+        self.family
+            .tls_certificate_not_after
+            .with_label_values(&["ingress"])
+            .set(not_after_unix as f64);
+        for result in ["ok", "failed"] {
+            self.family
+                .tls_certificate_reloads
+                .with_label_values(&[result]);
+        }
+    }
+
+    /// Counts one reading of the ingress's certificate files.
+    pub fn count_certificate_reload(&self, ok: bool) {
+        self.family
+            .tls_certificate_reloads
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .inc();
     }
 
     /// Counts a request as in flight until the guard is dropped, whatever the exit path.

@@ -17,6 +17,7 @@ use crate::{
     dedup::{DEFAULT_CAPACITY, Dedup},
     delivery::{Delivery, Destinations, SpoolPolicy},
     event::EventBuilder,
+    ingress_tls::{CertificateStore, CertificateWatch, ReloadRequest, server_config},
     metrics::Metrics,
     normalize::NormalizeOptions,
     routes::{
@@ -34,6 +35,8 @@ pub struct Application {
     admin: Server,
     state: web::Data<AppState>,
     forwarder: Option<JoinHandle<()>>,
+    /// With server.tls: asks for the certificate files to be read again.
+    certificate_reload: Option<ReloadRequest>,
     shutdown: Shutdown,
     /// Bounds the wait for requests in flight, and then for the background tasks.
     shutdown_timeout: Duration,
@@ -86,7 +89,12 @@ impl Application {
             state.clone(),
             shutdown.everything.clone(),
         ));
-        let (ingress, ingress_port) = serve_ingress(&settings, &state)?;
+        let (ingress, ingress_port, watch) = serve_ingress(&settings, &state)?;
+        let certificate_reload = watch.map(|watch| {
+            let request = watch.reload_request();
+            shutdown.tasks.spawn(watch.run(shutdown.everything.clone()));
+            request
+        });
         let (admin, admin_port) = serve_admin(&settings, &state)?;
         Ok(Self {
             ingress_port,
@@ -95,6 +103,7 @@ impl Application {
             admin,
             state,
             forwarder,
+            certificate_reload,
             _stop_on_drop: stop_on_drop,
             shutdown,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -107,6 +116,12 @@ impl Application {
 
     pub fn admin_port(&self) -> u16 {
         self.admin_port
+    }
+
+    /// With server.tls, what makes the ingress read its certificate files
+    /// again now (the binary asks on SIGHUP); they are also polled.
+    pub fn certificate_reload(&self) -> Option<ReloadRequest> {
+        self.certificate_reload.clone()
     }
 
     /// Every background task of this application. Once `run_until_stopped`
@@ -198,13 +213,15 @@ fn app_state(
     )
 }
 
-/// The ingress listener, bound and ready to run, and its port.
+/// The ingress listener, bound and ready to run, and its port; with
+/// server.tls, HTTPS, and the watch that reloads its certificate.
 fn serve_ingress(
     settings: &Settings,
     state: &web::Data<AppState>,
-) -> anyhow::Result<(Server, u16)> {
+) -> anyhow::Result<(Server, u16, Option<CertificateWatch>)> {
     let listener = bind(&settings.server.bind, "server.bind")?;
     let port = listener.local_addr()?.port();
+    let metrics = state.metrics.clone();
     let state = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -216,7 +233,23 @@ fn serve_ingress(
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    Ok((server.listen(listener)?.run(), port))
+    let tls = &settings.server.tls;
+    let (Some(certificate), Some((cert_file, key_file))) = (&tls.certificate, tls.files()) else {
+        return Ok((server.listen(listener)?.run(), port, None));
+    };
+    let store = CertificateStore::new(certificate);
+    let watch = CertificateWatch::new(
+        store.clone(),
+        (cert_file.to_path_buf(), key_file.to_path_buf()),
+        certificate,
+        metrics,
+    );
+    // The handshake has its own deadline: a connection that opens TCP and
+    // sends nothing must not hold a slot until the body deadline.
+    let server = server
+        .tls_handshake_timeout(Duration::from_secs(tls.handshake_timeout_secs))
+        .listen_rustls_0_23(listener, server_config(store))?;
+    Ok((server.run(), port, Some(watch)))
 }
 
 /// The admin listener, bound and ready to run, and its port.

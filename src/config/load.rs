@@ -34,11 +34,12 @@ impl Settings {
             None => std::env::vars().collect(),
         };
         let builder = environment::apply(builder, variables)?;
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(describe_config_error)?;
         settings.validate()?;
+        settings.read_tls_files()?;
         Ok(settings)
     }
 }

@@ -84,6 +84,17 @@ pub enum EnateError {
         attempts: u32,
         detail: String,
     },
+    /// Not retried: a certificate that is not trusted now will not be in a second.
+    #[error(
+        "cannot reach Enate for {operation}: the TLS certificate of {host} is not trusted \
+         ({reason}); if a company proxy or a private CA signs it, set enate.tls.ca_file to that \
+         CA's certificate (PEM)"
+    )]
+    UntrustedCertificate {
+        operation: Operation,
+        host: String,
+        reason: String,
+    },
     #[error("Enate did not answer {operation} within {timeout_secs} s ({})", Attempts(*.attempts))]
     Timeout {
         operation: Operation,
@@ -236,8 +247,18 @@ impl EnateClient {
         hide: &[Secret],
     ) -> Result<Self, EnateError> {
         let timeout = Duration::from_secs(settings.request_timeout_secs);
+        // In addition to the system's roots, not instead: a proxy that re-signs
+        // traffic may pass other hosts (the token URL) through untouched.
+        let extra_roots = settings
+            .tls
+            .ca_certificates
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| EnateError::Setup(format!("enate.tls.ca_file: {error}")))?;
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
+            .tls_certs_merge(extra_roots)
             .build()
             .map_err(|error| EnateError::Setup(format!("cannot build an HTTP client: {error}")))?;
         let mut redactor = Redactor::default();
@@ -437,6 +458,17 @@ impl EnateClient {
             if error.is_timeout() {
                 return timeout();
             }
+            if let Some(reason) = certificate_problem(&error) {
+                return EnateError::UntrustedCertificate {
+                    operation,
+                    host: error
+                        .url()
+                        .and_then(|url| url.host_str())
+                        .unwrap_or("Enate")
+                        .to_string(),
+                    reason,
+                };
+            }
             EnateError::Unreachable {
                 operation,
                 attempts,
@@ -534,6 +566,26 @@ fn read_secret(
         )));
     }
     Ok(SecretString::from(secret))
+}
+
+/// Why rustls refused the server's certificate, if that is why the request
+/// failed. The rustls error sits inside an `io::Error`, whose `source()`
+/// skips the error it wraps, so each cause is also looked into.
+fn certificate_problem(error: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
+            current
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
+            return Some(format!("{reason:?}"));
+        }
+        cause = current.source();
+    }
+    None
 }
 
 #[cfg(test)]
