@@ -328,7 +328,10 @@ mod tls_files {
         Settings::load_from(
             None,
             env(&[
-                ("ENATE_BRIDGE__SERVER__TLS__CERT_FILE", cert.to_str().unwrap()),
+                (
+                    "ENATE_BRIDGE__SERVER__TLS__CERT_FILE",
+                    cert.to_str().unwrap(),
+                ),
                 ("ENATE_BRIDGE__SERVER__TLS__KEY_FILE", key.to_str().unwrap()),
             ]),
         )
@@ -338,7 +341,10 @@ mod tls_files {
     fn a_certificate_and_its_key_are_read_at_load() {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("config test CA");
-        let files = ca.server(&["localhost"]).write(dir.path(), "server").unwrap();
+        let files = ca
+            .server(&["localhost"])
+            .write(dir.path(), "server")
+            .unwrap();
         let settings = load_tls(&files.cert, &files.key).unwrap();
         let certificate = settings.server.tls.certificate.expect("read at load");
         let in_a_year = jiff::Timestamp::now().as_second() + 364 * 24 * 3600;
@@ -355,7 +361,10 @@ mod tls_files {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("config test CA");
         let good = ca.server(&["localhost"]).write(dir.path(), "good").unwrap();
-        let other = ca.server(&["localhost"]).write(dir.path(), "other").unwrap();
+        let other = ca
+            .server(&["localhost"])
+            .write(dir.path(), "other")
+            .unwrap();
         let missing = dir.path().join("missing.pem");
         let not_pem = dir.path().join("not.pem");
         fs::write(&not_pem, "hello, not a certificate\n").unwrap();
@@ -363,12 +372,48 @@ mod tls_files {
         let cert_pem = fs::read_to_string(&good.cert).unwrap();
         fs::write(&half, &cert_pem[..cert_pem.len() / 2]).unwrap();
         let cases: [(&str, &Path, &Path, &str, &str); 6] = [
-            ("unreadable certificate", &missing, &good.key, "server.tls.cert_file", "cannot read"),
-            ("unreadable key", &good.cert, &missing, "server.tls.key_file", "cannot read"),
-            ("certificate not PEM", &not_pem, &good.key, "server.tls.cert_file", "no PEM certificate"),
-            ("half a certificate", &half, &good.key, "server.tls.cert_file", "not a PEM certificate chain"),
-            ("key not PEM", &good.cert, &not_pem, "server.tls.key_file", "no PEM private key"),
-            ("another certificate's key", &good.cert, &other.key, "server.tls.key_file", "does not belong"),
+            (
+                "unreadable certificate",
+                &missing,
+                &good.key,
+                "server.tls.cert_file",
+                "cannot read",
+            ),
+            (
+                "unreadable key",
+                &good.cert,
+                &missing,
+                "server.tls.key_file",
+                "cannot read",
+            ),
+            (
+                "certificate not PEM",
+                &not_pem,
+                &good.key,
+                "server.tls.cert_file",
+                "no PEM certificate",
+            ),
+            (
+                "half a certificate",
+                &half,
+                &good.key,
+                "server.tls.cert_file",
+                "not a PEM certificate chain",
+            ),
+            (
+                "key not PEM",
+                &good.cert,
+                &not_pem,
+                "server.tls.key_file",
+                "no PEM private key",
+            ),
+            (
+                "another certificate's key",
+                &good.cert,
+                &other.key,
+                "server.tls.key_file",
+                "does not belong",
+            ),
         ];
         for (case, cert, key, wanted_key, wanted_reason) in cases {
             let error = load_tls(cert, key).unwrap_err();
@@ -405,7 +450,10 @@ mod tls_files {
         fs::write(&not_pem, "nope").unwrap();
         let error = Settings::load_from(
             None,
-            env(&[("ENATE_BRIDGE__ENATE__TLS__CA_FILE", not_pem.to_str().unwrap())]),
+            env(&[(
+                "ENATE_BRIDGE__ENATE__TLS__CA_FILE",
+                not_pem.to_str().unwrap(),
+            )]),
         )
         .unwrap_err();
         assert_eq!(error.key(), "enate.tls.ca_file", "{error}");

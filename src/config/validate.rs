@@ -116,8 +116,9 @@ impl Settings {
 
     /// Reads the TLS files the settings name, once, into what rustls and
     /// reqwest take: a file that cannot be used stops the start here, named
-    /// by its key, rather than at the first handshake.
-    pub(super) fn read_tls_files(&mut self) -> Result<(), ConfigError> {
+    /// by its key, rather than at the first handshake. `load` calls it; code
+    /// that sets the file keys itself (the tests) calls it again.
+    pub fn read_tls_files(&mut self) -> Result<(), ConfigError> {
         if let Some((cert, key)) = self.server.tls.files() {
             let certificate = tls_files::read_server_certificate(cert, key).map_err(|error| {
                 ConfigError::new(
