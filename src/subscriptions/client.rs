@@ -569,21 +569,22 @@ fn read_secret(
 }
 
 /// Why rustls refused the server's certificate, if that is why the request
-/// failed. The rustls error sits inside an `io::Error`, whose `source()`
-/// skips the error it wraps, so each cause is also looked into.
+/// failed. The rustls error sits inside `io::Error`s, whose `source()` skips
+/// the error they wrap, so the walk goes into each of them.
 fn certificate_problem(error: &reqwest::Error) -> Option<String> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
-        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
-            current
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
+        if let Some(rustls::Error::InvalidCertificate(reason)) =
+            current.downcast_ref::<rustls::Error>()
+        {
             return Some(format!("{reason:?}"));
         }
-        cause = current.source();
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
     }
     None
 }

@@ -8,3 +8,4 @@ mod fake_enate;
 mod helpers;
 mod list_delete;
 mod plan_apply;
+mod tls;
