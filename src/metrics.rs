@@ -114,13 +114,13 @@ declare_metrics! {
         last_event: GaugeVec = "enate_bridge_last_event_timestamp_seconds" ["webhook"],
         /// Certificates of the HTTPS ingress read anew from their files (on a
         /// change or SIGHUP), by result: ok (served to new connections) or failed
-        /// (the previous certificate is still served). Absent without server.tls.
+        /// (the previous certificate is still served). Always 0 without server.tls.
         tls_certificate_reloads: IntCounterVec =
             "enate_bridge_tls_certificate_reloads_total" ["result"],
         /// notAfter of the certificate the HTTPS ingress serves, in seconds since
-        /// the Unix epoch. Absent without server.tls.
-        tls_certificate_not_after: GaugeVec =
-            "enate_bridge_tls_certificate_not_after_timestamp_seconds" ["listener"],
+        /// the Unix epoch; 0 without server.tls.
+        tls_certificate_not_after: Gauge =
+            "enate_bridge_tls_certificate_not_after_timestamp_seconds",
         /// Always 1; the version is in the label.
         build_info: IntGaugeVec = "enate_bridge_build_info" ["version"],
     }
@@ -184,6 +184,10 @@ impl Metrics {
             .iter()
             .map(|reason| family.publish_failures.with_label_values(&[reason.label()]))
             .collect();
+        // Both results exist from the start, so an alert sees the first failure.
+        for result in ["ok", "failed"] {
+            family.tls_certificate_reloads.with_label_values(&[result]);
+        }
         let request_duration = Webhook::ALL
             .iter()
             .map(|webhook| {
@@ -314,19 +318,11 @@ impl Metrics {
         self.publish_failures[position].inc();
     }
 
-    /// The HTTPS ingress serves a certificate valid until `not_after_unix`;
-    /// both reload results get their series, so a failure can be alerted on
-    /// from its first occurrence.
+    /// The HTTPS ingress serves a certificate valid until `not_after_unix`.
     pub fn set_served_certificate(&self, not_after_unix: i64) {
         self.family
             .tls_certificate_not_after
-            .with_label_values(&["ingress"])
             .set(not_after_unix as f64);
-        for result in ["ok", "failed"] {
-            self.family
-                .tls_certificate_reloads
-                .with_label_values(&[result]);
-        }
     }
 
     /// Counts one reading of the ingress's certificate files.
