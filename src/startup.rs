@@ -213,6 +213,10 @@ fn app_state(
     )
 }
 
+/// TLS handshakes in progress at once per worker thread; beyond them, the
+/// worker accepts no new connection until one ends.
+const TLS_HANDSHAKES_PER_WORKER: usize = 8192;
+
 /// The ingress listener, bound and ready to run, and its port; with
 /// server.tls, HTTPS, and the watch that reloads its certificate.
 fn serve_ingress(
@@ -245,9 +249,14 @@ fn serve_ingress(
         metrics,
     );
     // The handshake has its own deadline: a connection that opens TCP and
-    // sends nothing must not hold a slot until the body deadline.
+    // sends nothing must not hold a slot until the body deadline. And many
+    // handshakes may be in progress at once: with actix-web's default (256 per
+    // worker), 3,000 connections that send nothing held up every legitimate
+    // handshake behind them for seconds (`scripts/hostile --tls`: p99 12.9 s).
+    // A pending handshake costs a socket and a few KB, not CPU.
     let server = server
         .tls_handshake_timeout(Duration::from_secs(tls.handshake_timeout_secs))
+        .max_connection_rate(TLS_HANDSHAKES_PER_WORKER)
         .listen_rustls_0_23(listener, server_config(store))?;
     Ok((server.run(), port, Some(watch)))
 }
