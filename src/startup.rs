@@ -13,7 +13,7 @@ use tokio_util::{sync::DropGuard, task::TaskTracker};
 use crate::{
     amqp::{Broker, BrokerSettings, Topology},
     auth::Authenticator,
-    config::{ListenAddress, Settings, SpoolMode},
+    config::{ListenAddress, Settings, SpoolMode, read_server_certificate},
     dedup::{DEFAULT_CAPACITY, Dedup},
     delivery::{Delivery, Destinations, SpoolPolicy},
     event::EventBuilder,
@@ -238,9 +238,16 @@ fn serve_ingress(
         server = server.workers(settings.server.workers);
     }
     let tls = &settings.server.tls;
-    let (Some(certificate), Some((cert_file, key_file))) = (&tls.certificate, tls.files()) else {
+    let Some((cert_file, key_file)) = tls.files() else {
         return Ok((server.listen(listener)?.run(), port, None));
     };
+    // Read at load; settings made in code without loading are read here, so
+    // files that are set never leave the ingress on plain HTTP.
+    let certificate = match &tls.certificate {
+        Some(certificate) => certificate.clone(),
+        None => read_server_certificate(cert_file, key_file).context("server.tls")?,
+    };
+    let certificate = &certificate;
     let store = CertificateStore::new(certificate);
     let watch = CertificateWatch::new(
         store.clone(),

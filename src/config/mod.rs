@@ -39,7 +39,7 @@ pub use schema::{
 pub use secrets::{EmptySecret, Secret};
 pub use tls_files::{
     PairContents, ServerCertificate, TlsFile, TlsFileError, crypto_provider, read_pair,
-    server_certificate,
+    read_server_certificate, server_certificate,
 };
 pub use values::{
     HeaderSetting, ListenAddress, NotAHeaderName, NotATimeZone, NotAUrl, NotAnAddress,
