@@ -19,6 +19,16 @@
 //!                  connections: requests/s and log bytes per 1,000 refusals;
 //!   malformed      a burst of malformed requests: their statuses and the log
 //!                  lines they caused at ERROR.
+//! With `--tls-ca FILE` (the bridge serves HTTPS with a certificate that CA
+//! signed, for localhost), the legitimate webhooks go over TLS and the probes
+//! are the TLS ones instead:
+//!   tls-silent     N connections that open TCP and send nothing, held while
+//!                  legitimate webhooks arrive: how they end (the handshake
+//!                  deadline), the legitimate statuses and latency;
+//!   tls-partial    the same, each sending the first bytes of a ClientHello;
+//!   tls-idle       N full handshakes, then nothing (no request);
+//!   plain-to-tls   plain-HTTP webhooks to the TLS port, 64 at a time: what
+//!                  they get (never an HTTP answer), nothing published.
 //! Then the bridge is left idle (60 s, or 10 s with `--short`) and its RSS read
 //! again: idle before, peak during (VmHWM), and after, against the targets.
 //!
@@ -51,7 +61,7 @@ use lapin::{
 };
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
     sync::watch,
     task::JoinSet,
@@ -92,6 +102,10 @@ struct Cli {
     /// Where to write the result as JSON.
     #[arg(long)]
     out: PathBuf,
+    /// The bridge serves HTTPS with a certificate signed by this CA (PEM, for
+    /// localhost): run the TLS probes, the legitimate webhooks over TLS.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
 }
 
 /// What the probes share.
@@ -103,6 +117,8 @@ struct Run {
     short: bool,
     /// Legitimate webhooks answered 200: what the queue must hold.
     legit_ok: AtomicU64,
+    /// With `--tls-ca`: how legitimate webhooks connect.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 const PEAK_TARGET_MIB: f64 = 256.0;
@@ -118,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         log: cli.log.clone(),
         short: cli.short,
         legit_ok: AtomicU64::new(0),
+        tls: cli.tls_ca.as_deref().map(tls_connector).transpose()?,
     });
     let amqp = Connection::connect(&cli.amqp_url, ConnectionProperties::default())
         .await
@@ -150,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
         idle_kib as f64 / 1024.0
     );
     let mut rows = Vec::new();
-    let probes: [(&str, ProbeFn); 7] = [
+    let plain_probes: [(&str, ProbeFn); 7] = [
         ("slow-bodies", |run| Box::pin(slow_bodies(run))),
         ("short-body", |run| Box::pin(short_body(run))),
         ("array-1mb", |run| Box::pin(big_arrays(run))),
@@ -159,7 +176,21 @@ async fn main() -> anyhow::Result<()> {
         ("refusal-flood", |run| Box::pin(refusal_flood(run))),
         ("malformed", |run| Box::pin(malformed(run))),
     ];
-    for (name, probe) in probes {
+    let tls_probes: [(&str, ProbeFn); 4] = [
+        ("tls-silent", |run| Box::pin(tls_held(run, TlsHold::Silent))),
+        ("tls-partial", |run| {
+            Box::pin(tls_held(run, TlsHold::PartialHello))
+        }),
+        ("tls-idle", |run| {
+            Box::pin(tls_held(run, TlsHold::IdleAfterHandshake))
+        }),
+        ("plain-to-tls", |run| Box::pin(plain_to_tls(run))),
+    ];
+    let probes: &[(&str, ProbeFn)] = match run.tls {
+        Some(_) => &tls_probes,
+        None => &plain_probes,
+    };
+    for &(name, probe) in probes {
         eprintln!("hostile: {name}");
         let started = Instant::now();
         let mut row = probe(run.clone()).await;
@@ -196,10 +227,17 @@ async fn main() -> anyhow::Result<()> {
     let idle = idle_kib as f64 / 1024.0;
     let peak = peak_kib as f64 / 1024.0;
     let settled = settled_kib as f64 / 1024.0;
+    // The first probe holds connections while legitimate webhooks arrive:
+    // slow bodies, or with TLS the silent handshakes.
     let slow = &rows[0];
+    let first = if run.tls.is_some() {
+        "silent handshakes"
+    } else {
+        "slow bodies"
+    };
     let targets = json!([
         target(
-            "slow bodies: 0 legitimate 503s",
+            &format!("{first}: 0 legitimate 503s"),
             slow["legit_statuses"]["503"].as_u64().unwrap_or(0) == 0,
             format!(
                 "{} x 503",
@@ -207,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
             ),
         ),
         target(
-            "slow bodies: legitimate p99 under 100 ms",
+            &format!("{first}: legitimate p99 under 100 ms"),
             slow["legit_p99_ms"].as_f64().is_some_and(|p99| p99 < 100.0),
             format!("p99 {} ms", slow["legit_p99_ms"]),
         ),
@@ -356,7 +394,10 @@ fn legit_request(secret: &str) -> Vec<u8> {
 }
 
 /// Reads one response; its status code, or why there is none.
-async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<u16, String> {
+async fn read_response(
+    stream: &mut (impl AsyncRead + Unpin),
+    buffer: &mut Vec<u8>,
+) -> Result<u16, String> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         if let Some(end) = find(buffer, b"\r\n\r\n") {
@@ -436,7 +477,10 @@ async fn legit_traffic(run: Arc<Run>, per_second: f64, stop: Instant) -> Legit {
         let run = run.clone();
         tasks.spawn(async move {
             let request = legit_request(&run.secret);
-            let (outcome, _) = one_shot(&run.addr, &request, Duration::from_secs(30)).await;
+            let (outcome, _) = match &run.tls {
+                Some(tls) => tls_one_shot(tls, &run.addr, &request, Duration::from_secs(30)).await,
+                None => one_shot(&run.addr, &request, Duration::from_secs(30)).await,
+            };
             if outcome == "200" {
                 run.legit_ok.fetch_add(1, Ordering::Relaxed);
             }
@@ -957,6 +1001,190 @@ async fn malformed(run: Arc<Run>) -> Value {
         "outcomes": outcomes.json(),
         "log_lines": lines,
         "error_lines": errors,
+    })
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+/// A TLS client trusting only `ca` (PEM).
+fn tls_connector(ca: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).context("reading --tls-ca")? {
+        roots.add(certificate?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// A TLS connection to `addr` (its certificate is for localhost).
+async fn tls_connect(
+    tls: &tokio_rustls::TlsConnector,
+    addr: &str,
+) -> Result<impl AsyncRead + AsyncWrite + Unpin, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|_| "connect failed".to_string())?;
+    tcp.set_nodelay(true).ok();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");
+    tls.connect(name, tcp)
+        .await
+        .map_err(|_| "handshake failed".to_string())
+}
+
+/// `one_shot` over TLS: the handshake is part of the time taken.
+async fn tls_one_shot(
+    tls: &tokio_rustls::TlsConnector,
+    addr: &str,
+    request: &[u8],
+    timeout: Duration,
+) -> (String, Duration) {
+    let started = Instant::now();
+    let exchange = async {
+        let mut stream = tls_connect(tls, addr).await?;
+        stream
+            .write_all(request)
+            .await
+            .map_err(|_| "write failed".to_string())?;
+        read_response(&mut stream, &mut Vec::new()).await
+    };
+    let outcome = match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(status)) => status.to_string(),
+        Ok(Err(why)) => why,
+        Err(_) => "timeout".into(),
+    };
+    (outcome, started.elapsed())
+}
+
+/// What a held TLS connection does.
+#[derive(Debug, Clone, Copy)]
+enum TlsHold {
+    /// Opens TCP and sends nothing.
+    Silent,
+    /// Sends a record header announcing a 512-byte ClientHello, and 5 bytes of it.
+    PartialHello,
+    /// Completes the handshake, then sends nothing.
+    IdleAfterHandshake,
+}
+
+/// N connections held as `hold` says while legitimate webhooks arrive over TLS.
+async fn tls_held(run: Arc<Run>, hold: TlsHold) -> Value {
+    let (connections, seconds) = if run.short { (300, 5) } else { (3000, 15) };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let opened = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut held = JoinSet::new();
+    for _ in 0..connections {
+        let (run, opened, mut stop) = (run.clone(), opened.clone(), stop_rx.clone());
+        held.spawn(async move {
+            let mut chunk = [0u8; 1024];
+            let begun;
+            let ended = match hold {
+                TlsHold::Silent | TlsHold::PartialHello => {
+                    let Ok(mut stream) = TcpStream::connect(&run.addr).await else {
+                        return ("connect failed".to_string(), None);
+                    };
+                    if let TlsHold::PartialHello = hold {
+                        let partial = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03];
+                        if stream.write_all(&partial).await.is_err() {
+                            return ("write failed".to_string(), None);
+                        }
+                    }
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    begun = Instant::now();
+                    tokio::select! {
+                        _ = stop.changed() => None,
+                        _ = stream.read(&mut chunk) => Some(()),
+                    }
+                }
+                TlsHold::IdleAfterHandshake => {
+                    let tls = run.tls.as_ref().expect("TLS probes run with --tls-ca");
+                    let mut stream = match tls_connect(tls, &run.addr).await {
+                        Ok(stream) => stream,
+                        Err(why) => return (why, None),
+                    };
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    begun = Instant::now();
+                    tokio::select! {
+                        _ = stop.changed() => None,
+                        _ = stream.read(&mut chunk) => Some(()),
+                    }
+                }
+            };
+            match ended {
+                None => ("held to the end".to_string(), None),
+                Some(()) => ("closed by the bridge".to_string(), Some(begun.elapsed())),
+            }
+        });
+    }
+    let Held {
+        open_at_start,
+        legit,
+        outcomes,
+        median_end_s: median,
+    } = hold_while_legit(&run, held, &opened, connections, started, seconds, stop_tx).await;
+    json!({
+        "statuses": format!("held: {}; {}", outcomes.text(), legit.outcomes.text()),
+        "key": format!("closed after {} s (median); legit p50 {} ms, p99 {} ms", median.map_or("-".into(), |m| format!("{m:.1}")), legit.ms(0.5), legit.ms(0.99)),
+        "connections": connections,
+        "open_when_legit_started": open_at_start,
+        "held_outcomes": outcomes.json(),
+        "closed_median_s": median,
+        "legit_statuses": legit.outcomes.json(),
+        "legit_p50_ms": legit.ms(0.5),
+        "legit_p99_ms": legit.ms(0.99),
+        "legit_max_ms": legit.ms(1.0),
+    })
+}
+
+/// Plain-HTTP webhooks (with the right secret) to the TLS port, 64 at a
+/// time, while legitimate webhooks arrive over TLS. None may get an HTTP
+/// answer, and none is published (they are PacketCreated, which the
+/// legitimate queue does not bind).
+async fn plain_to_tls(run: Arc<Run>) -> Value {
+    let (requests, seconds) = if run.short { (640, 5) } else { (6400, 15) };
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let legit = tokio::spawn(legit_traffic(run.clone(), 20.0, stop));
+    let started = Instant::now();
+    let mut outcomes = Outcomes::default();
+    let mut tasks = JoinSet::new();
+    let mut sent = 0;
+    while sent < requests || !tasks.is_empty() {
+        while sent < requests && tasks.len() < 64 {
+            sent += 1;
+            let addr = run.addr.clone();
+            let body = legit_body();
+            let request = post(
+                "/webhooks/PacketCreated",
+                &run.secret,
+                &body,
+                body.len(),
+                true,
+            );
+            tasks.spawn(async move { one_shot(&addr, &request, Duration::from_secs(10)).await.0 });
+        }
+        if let Some(Ok(outcome)) = tasks.join_next().await {
+            outcomes.add(&outcome);
+        }
+    }
+    let took = started.elapsed();
+    let legit = legit.await.expect("the legitimate traffic task ends");
+    let answered_http = outcomes
+        .0
+        .keys()
+        .filter(|outcome| outcome.parse::<u16>().is_ok())
+        .count();
+    json!({
+        "statuses": format!("plain: {}; {}", outcomes.text(), legit.outcomes.text()),
+        "key": format!("{requests} in {:.1} s, {answered_http} kinds of HTTP answer; legit p99 {} ms", took.as_secs_f64(), legit.ms(0.99)),
+        "outcomes": outcomes.json(),
+        "legit_statuses": legit.outcomes.json(),
+        "legit_p99_ms": legit.ms(0.99),
     })
 }
 

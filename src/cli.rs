@@ -169,6 +169,9 @@ fn serve(settings: Settings) -> ExitCode {
             version = env!("CARGO_PKG_VERSION"),
             "enate-bridge listening"
         );
+        if let Some(reload) = application.certificate_reload() {
+            tokio::spawn(reload_on_hangup(reload));
+        }
         application.run_until_stopped(shutdown_signal()).await
     });
     match result {
@@ -241,6 +244,22 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// On each SIGHUP, asks the HTTPS ingress to read its certificate files
+/// again (they are also polled; the signal makes it immediate). Ends with the
+/// runtime.
+async fn reload_on_hangup(reload: crate::ingress_tls::ReloadRequest) {
+    #[cfg(unix)]
+    {
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("installing a SIGHUP handler cannot fail on unix");
+        while hangup.recv().await.is_some() {
+            reload.request();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reload;
 }
 
 /// admin.bind as a URL to reach from the same host.

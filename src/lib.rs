@@ -6,7 +6,8 @@
 //! - `routes`: HTTP handlers; `routes::ingress` receives `POST /webhooks/{webhook}`,
 //!   `routes::admin` serves /metrics, /healthz, /readyz, `routes::contract` the
 //!   contract's documents (`schemas/`), `routes::rejection` turns refusals into
-//!   status codes;
+//!   status codes; `ingress_tls`: HTTPS at the ingress, its certificate
+//!   reloaded when the files change;
 //! - `webhook`: the six Enate webhook names; `auth`: the secret header check;
 //!   `outcome`: how a request ended, its answer's status word and HTTP status;
 //! - `payload`: the body split into objects; `normalize`: one object into clean data;
@@ -37,6 +38,7 @@ pub mod delivery;
 pub mod enate_api;
 pub mod enate_fields;
 pub mod event;
+pub mod ingress_tls;
 pub mod metrics;
 pub mod normalize;
 pub mod outcome;

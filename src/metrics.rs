@@ -116,6 +116,15 @@ declare_metrics! {
         /// Unix time of the last webhook request accepted (200: published, spooled,
         /// duplicate or quarantined), by webhook.
         last_event: GaugeVec = "enate_bridge_last_event_timestamp_seconds" ["webhook"],
+        /// Certificates of the HTTPS ingress read anew from their files (on a
+        /// change or SIGHUP), by result: ok (served to new connections) or failed
+        /// (the previous certificate is still served). Always 0 without server.tls.
+        tls_certificate_reloads: IntCounterVec =
+            "enate_bridge_tls_certificate_reloads_total" ["result"],
+        /// notAfter of the certificate the HTTPS ingress serves, in seconds since
+        /// the Unix epoch; 0 without server.tls.
+        tls_certificate_not_after: Gauge =
+            "enate_bridge_tls_certificate_not_after_timestamp_seconds",
         /// Always 1; the version is in the label.
         build_info: IntGaugeVec = "enate_bridge_build_info" ["version"],
     }
@@ -179,6 +188,10 @@ impl Metrics {
             .iter()
             .map(|reason| family.publish_failures.with_label_values(&[reason.label()]))
             .collect();
+        // Both results exist from the start, so an alert sees the first failure.
+        for result in ["ok", "failed"] {
+            family.tls_certificate_reloads.with_label_values(&[result]);
+        }
         let request_duration = Webhook::ALL
             .iter()
             .map(|webhook| {
@@ -309,6 +322,21 @@ impl Metrics {
             .position(|r| *r == reason)
             .unwrap_or(0);
         self.publish_failures[position].inc();
+    }
+
+    /// The HTTPS ingress serves a certificate valid until `not_after_unix`.
+    pub fn set_served_certificate(&self, not_after_unix: i64) {
+        self.family
+            .tls_certificate_not_after
+            .set(not_after_unix as f64);
+    }
+
+    /// Counts one reading of the ingress's certificate files.
+    pub fn count_certificate_reload(&self, ok: bool) {
+        self.family
+            .tls_certificate_reloads
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .inc();
     }
 
     /// Counts a request as in flight until the guard is dropped, whatever the exit path.

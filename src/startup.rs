@@ -13,10 +13,11 @@ use tokio_util::{sync::DropGuard, task::TaskTracker};
 use crate::{
     amqp::{Broker, BrokerSettings, Topology},
     auth::Authenticator,
-    config::{ListenAddress, Settings, SpoolMode},
+    config::{ListenAddress, Settings, SpoolMode, read_server_certificate},
     dedup::{DEFAULT_CAPACITY, Dedup},
     delivery::{Delivery, Destinations, SpoolPolicy},
     event::EventBuilder,
+    ingress_tls::{CertificateStore, CertificateWatch, ReloadRequest, server_config},
     metrics::Metrics,
     routes::{
         self, refusal_log,
@@ -33,6 +34,8 @@ pub struct Application {
     admin: Server,
     state: web::Data<AppState>,
     forwarder: Option<JoinHandle<()>>,
+    /// With server.tls: asks for the certificate files to be read again.
+    certificate_reload: Option<ReloadRequest>,
     shutdown: Shutdown,
     /// Bounds the wait for requests in flight, and then for the background tasks.
     shutdown_timeout: Duration,
@@ -85,7 +88,12 @@ impl Application {
             state.clone(),
             shutdown.everything.clone(),
         ));
-        let (ingress, ingress_port) = serve_ingress(&settings, &state)?;
+        let (ingress, ingress_port, watch) = serve_ingress(&settings, &state)?;
+        let certificate_reload = watch.map(|watch| {
+            let request = watch.reload_request();
+            shutdown.tasks.spawn(watch.run(shutdown.everything.clone()));
+            request
+        });
         let (admin, admin_port) = serve_admin(&settings, &state)?;
         Ok(Self {
             ingress_port,
@@ -94,6 +102,7 @@ impl Application {
             admin,
             state,
             forwarder,
+            certificate_reload,
             _stop_on_drop: stop_on_drop,
             shutdown,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -106,6 +115,12 @@ impl Application {
 
     pub fn admin_port(&self) -> u16 {
         self.admin_port
+    }
+
+    /// With server.tls, what makes the ingress read its certificate files
+    /// again now (the binary asks on SIGHUP); they are also polled.
+    pub fn certificate_reload(&self) -> Option<ReloadRequest> {
+        self.certificate_reload.clone()
     }
 
     /// Every background task of this application. Once `run_until_stopped`
@@ -190,13 +205,19 @@ fn app_state(
     )
 }
 
-/// The ingress listener, bound and ready to run, and its port.
+/// TLS handshakes in progress at once per worker thread; beyond them, the
+/// worker accepts no new connection until one ends.
+const TLS_HANDSHAKES_PER_WORKER: usize = 8192;
+
+/// The ingress listener, bound and ready to run, and its port; with
+/// server.tls, HTTPS, and the watch that reloads its certificate.
 fn serve_ingress(
     settings: &Settings,
     state: &web::Data<AppState>,
-) -> anyhow::Result<(Server, u16)> {
+) -> anyhow::Result<(Server, u16, Option<CertificateWatch>)> {
     let listener = bind(&settings.server.bind, "server.bind")?;
     let port = listener.local_addr()?.port();
+    let metrics = state.metrics.clone();
     let state = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -208,7 +229,35 @@ fn serve_ingress(
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    Ok((server.listen(listener)?.run(), port))
+    let tls = &settings.server.tls;
+    let Some((cert_file, key_file)) = tls.files() else {
+        return Ok((server.listen(listener)?.run(), port, None));
+    };
+    // Read at load; settings made in code without loading are read here, so
+    // files that are set never leave the ingress on plain HTTP.
+    let certificate = match &tls.certificate {
+        Some(certificate) => certificate.clone(),
+        None => read_server_certificate(cert_file, key_file).context("server.tls")?,
+    };
+    let certificate = &certificate;
+    let store = CertificateStore::new(certificate);
+    let watch = CertificateWatch::new(
+        store.clone(),
+        (cert_file.to_path_buf(), key_file.to_path_buf()),
+        certificate,
+        metrics,
+    );
+    // The handshake has its own deadline: a connection that opens TCP and
+    // sends nothing must not hold a slot until the body deadline. And many
+    // handshakes may be in progress at once: with actix-web's default (256 per
+    // worker), 3,000 connections that send nothing held up every legitimate
+    // handshake behind them for seconds (`scripts/hostile --tls`: p99 12.9 s).
+    // A pending handshake costs a socket and a few KB, not CPU.
+    let server = server
+        .tls_handshake_timeout(Duration::from_secs(tls.handshake_timeout_secs))
+        .max_connection_rate(TLS_HANDSHAKES_PER_WORKER)
+        .listen_rustls_0_23(listener, server_config(store))?;
+    Ok((server.run(), port, Some(watch)))
 }
 
 /// The admin listener, bound and ready to run, and its port.

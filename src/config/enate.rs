@@ -44,7 +44,21 @@ pub struct EnateSettings {
     /// Enate's public text: the instance's Swagger page says), for `subscriptions verify`.
     pub test_path: String,
     pub auth: EnateAuthSettings,
+    pub tls: EnateTlsSettings,
     pub subscriptions: Vec<SubscriptionEntry>,
+}
+
+/// `[enate.tls]`: what the Web API client trusts besides the system's roots.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnateTlsSettings {
+    /// A PEM bundle of CA certificates trusted in addition to the system's
+    /// (a company proxy that re-signs traffic, a private CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// `ca_file`'s certificates, read at load.
+    #[serde(skip)]
+    pub ca_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// How the bridge authenticates to Enate's Web API.
@@ -120,6 +134,7 @@ impl Default for EnateSettings {
             retries: 3,
             test_path: crate::enate_api::TEST_PATH.to_string(),
             auth: EnateAuthSettings::default(),
+            tls: EnateTlsSettings::default(),
             subscriptions: Vec::new(),
         }
     }

@@ -39,9 +39,10 @@ impl Settings {
             .and_then(config::Config::try_deserialize)
             .map_err(describe_config_error)?;
         settings.validate()?;
-        // The files [amqp.tls] names are read here, once, into what the
-        // broker connects with.
+        // The files [amqp.tls] and [server.tls] name are read here, once:
+        // into what the broker connects with, and the ingress's certificate.
         settings.amqp.tls.load(&settings.amqp.urls)?;
+        settings.read_tls_files()?;
         Ok(settings)
     }
 }

@@ -3,7 +3,7 @@
 //! ignored) and defaulting every key it is not given. `config/example.toml`
 //! documents every key; keep it in step with the defaults here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,7 @@ use super::{
     AmqpTlsSettings, EnateSettings, HeaderSetting, ListenAddress, LogFilter, Secret,
     TimeZoneSetting,
     secrets::{redact_all, redact_url_passwords, secret_list},
+    tls_files::ServerCertificate,
 };
 use crate::{amqp::AmqpUrl, routing::RoutingKeyTemplate};
 
@@ -47,6 +48,31 @@ pub struct ServerSettings {
     pub max_body_buffer_bytes: usize,
     /// Objects one request may carry; more get 413, nothing published.
     pub max_events_per_request: usize,
+    pub tls: ServerTlsSettings,
+}
+
+/// `[server.tls]`: HTTPS on the ingress listener, when both files are given.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsSettings {
+    /// PEM certificate chain, the leaf first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the leaf certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// A TLS handshake must be done within this, else the connection is closed.
+    pub handshake_timeout_secs: u64,
+    /// The pair, read and checked at load; `None` without TLS.
+    #[serde(skip)]
+    pub certificate: Option<ServerCertificate>,
+}
+
+impl ServerTlsSettings {
+    /// Both files, when TLS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -170,6 +196,20 @@ impl Default for ServerSettings {
             max_body_buffer_bytes: 64 * 1024 * 1024,
             // Enate sends one object per request; an array is allowed, within reason.
             max_events_per_request: 100,
+            tls: ServerTlsSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerTlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            // A client on another continent completes a handshake in well under
+            // a second; a connection that sends nothing is let go after this.
+            handshake_timeout_secs: 3,
+            certificate: None,
         }
     }
 }

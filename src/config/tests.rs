@@ -447,3 +447,146 @@ fn broker_tls_files_are_read_at_load_and_each_problem_names_its_key() {
             .is_none()
     );
 }
+
+mod tls_files {
+    use std::fs;
+
+    use super::*;
+    use enate_bridge_test_support::certs::TestCa;
+
+    fn load_tls(cert: &Path, key: &Path) -> Result<Settings, ConfigError> {
+        Settings::load_from(
+            None,
+            env(&[
+                (
+                    "ENATE_BRIDGE__SERVER__TLS__CERT_FILE",
+                    cert.to_str().unwrap(),
+                ),
+                ("ENATE_BRIDGE__SERVER__TLS__KEY_FILE", key.to_str().unwrap()),
+            ]),
+        )
+    }
+
+    #[test]
+    fn a_certificate_and_its_key_are_read_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("config test CA");
+        let files = ca
+            .server(&["localhost"])
+            .write(dir.path(), "server")
+            .unwrap();
+        let settings = load_tls(&files.cert, &files.key).unwrap();
+        let certificate = settings.server.tls.certificate.expect("read at load");
+        let in_a_year = jiff::Timestamp::now().as_second() + 364 * 24 * 3600;
+        assert!(certificate.not_after_unix > in_a_year, "{certificate:?}");
+        assert!(!certificate.serial.is_empty());
+        // check-config prints the paths, never the key's content.
+        let printed = Settings::to_redacted_toml(&load_tls(&files.cert, &files.key).unwrap());
+        assert!(printed.contains("server.key"), "{printed}");
+        assert!(!printed.contains("PRIVATE KEY"), "{printed}");
+    }
+
+    #[test]
+    fn each_unusable_file_is_refused_at_load_naming_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("config test CA");
+        let good = ca.server(&["localhost"]).write(dir.path(), "good").unwrap();
+        let other = ca
+            .server(&["localhost"])
+            .write(dir.path(), "other")
+            .unwrap();
+        let missing = dir.path().join("missing.pem");
+        let not_pem = dir.path().join("not.pem");
+        fs::write(&not_pem, "hello, not a certificate\n").unwrap();
+        let half = dir.path().join("half.pem");
+        let cert_pem = fs::read_to_string(&good.cert).unwrap();
+        fs::write(&half, &cert_pem[..cert_pem.len() / 2]).unwrap();
+        let cases: [(&str, &Path, &Path, &str, &str); 6] = [
+            (
+                "unreadable certificate",
+                &missing,
+                &good.key,
+                "server.tls.cert_file",
+                "cannot read",
+            ),
+            (
+                "unreadable key",
+                &good.cert,
+                &missing,
+                "server.tls.key_file",
+                "cannot read",
+            ),
+            (
+                "certificate not PEM",
+                &not_pem,
+                &good.key,
+                "server.tls.cert_file",
+                "no PEM certificate",
+            ),
+            (
+                "half a certificate",
+                &half,
+                &good.key,
+                "server.tls.cert_file",
+                "not a PEM certificate chain",
+            ),
+            (
+                "key not PEM",
+                &good.cert,
+                &not_pem,
+                "server.tls.key_file",
+                "no PEM private key",
+            ),
+            (
+                "another certificate's key",
+                &good.cert,
+                &other.key,
+                "server.tls.key_file",
+                "does not belong",
+            ),
+        ];
+        for (case, cert, key, wanted_key, wanted_reason) in cases {
+            let error = load_tls(cert, key).unwrap_err();
+            assert_eq!(error.key(), wanted_key, "{case}: {error}");
+            let message = error.to_string();
+            assert!(message.contains(wanted_key), "{case}: {message}");
+            assert!(message.contains(wanted_reason), "{case}: {message}");
+            assert!(!message.contains("PRIVATE KEY-----\n"), "{case}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let error = Settings::load_from(
+            None,
+            env(&[("ENATE_BRIDGE__SERVER__TLS__CERT_FILE", "/tmp/x.pem")]),
+        )
+        .unwrap_err();
+        assert_eq!(error.key(), "server.tls.key_file", "{error}");
+    }
+
+    #[test]
+    fn the_enate_ca_file_is_read_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("proxy CA");
+        let path = ca.write(dir.path().join("ca.pem")).unwrap();
+        let settings = Settings::load_from(
+            None,
+            env(&[("ENATE_BRIDGE__ENATE__TLS__CA_FILE", path.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(settings.enate.tls.ca_certificates.len(), 1);
+        let not_pem = dir.path().join("not.pem");
+        fs::write(&not_pem, "nope").unwrap();
+        let error = Settings::load_from(
+            None,
+            env(&[(
+                "ENATE_BRIDGE__ENATE__TLS__CA_FILE",
+                not_pem.to_str().unwrap(),
+            )]),
+        )
+        .unwrap_err();
+        assert_eq!(error.key(), "enate.tls.ca_file", "{error}");
+        assert!(error.to_string().contains("no PEM certificate"), "{error}");
+    }
+}

@@ -3,7 +3,7 @@
 //! (a secret to serve, Enate's URLs to manage subscriptions), checked before
 //! they run.
 
-use super::{ConfigError, Settings, SpoolMode};
+use super::{ConfigError, Settings, SpoolMode, tls_files};
 
 /// Returns a [`ConfigError::predicate`]: the key, then what is wrong with it.
 macro_rules! invalid {
@@ -92,6 +92,46 @@ impl Settings {
         }
         if self.server.max_events_per_request == 0 {
             invalid!("server.max_events_per_request", "must be greater than 0");
+        }
+        let tls = &self.server.tls;
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => invalid!(
+                "server.tls.key_file",
+                "is not set: server.tls.cert_file needs the private key of its certificate"
+            ),
+            (None, Some(_)) => invalid!(
+                "server.tls.cert_file",
+                "is not set: server.tls.key_file needs the certificate it belongs to"
+            ),
+            _ => {}
+        }
+        if tls.handshake_timeout_secs == 0 {
+            invalid!(
+                "server.tls.handshake_timeout_secs",
+                "must be greater than 0"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the TLS files the settings name, once, into what rustls and
+    /// reqwest take: a file that cannot be used stops the start here, named
+    /// by its key, rather than at the first handshake. `load` calls it; code
+    /// that sets the file keys itself (the tests) calls it again.
+    pub fn read_tls_files(&mut self) -> Result<(), ConfigError> {
+        if let Some((cert, key)) = self.server.tls.files() {
+            let certificate = tls_files::read_server_certificate(cert, key).map_err(|error| {
+                ConfigError::new(
+                    format!("server.tls.{}", error.file().key()),
+                    error.to_string(),
+                )
+            })?;
+            self.server.tls.certificate = Some(certificate);
+        }
+        if let Some(path) = &self.enate.tls.ca_file {
+            let roots = tls_files::read_ca_bundle(path)
+                .map_err(|error| ConfigError::new("enate.tls.ca_file", error.to_string()))?;
+            self.enate.tls.ca_certificates = roots;
         }
         Ok(())
     }

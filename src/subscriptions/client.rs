@@ -89,6 +89,17 @@ pub enum EnateError {
         attempts: u32,
         detail: String,
     },
+    /// Not retried: a certificate that is not trusted now will not be in a second.
+    #[error(
+        "cannot reach Enate for {operation}: the TLS certificate of {host} is not trusted \
+         ({reason}); if a company proxy or a private CA signs it, set enate.tls.ca_file to that \
+         CA's certificate (PEM)"
+    )]
+    UntrustedCertificate {
+        operation: Operation,
+        host: String,
+        reason: String,
+    },
     #[error("Enate did not answer {operation} within {timeout_secs} s ({})", Attempts(*.attempts))]
     Timeout {
         operation: Operation,
@@ -249,8 +260,18 @@ impl EnateClient {
         hide: &[Secret],
     ) -> Result<Self, EnateError> {
         let timeout = Duration::from_secs(settings.request_timeout_secs);
+        // In addition to the system's roots, not instead: a proxy that re-signs
+        // traffic may pass other hosts (the token URL) through untouched.
+        let extra_roots = settings
+            .tls
+            .ca_certificates
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| EnateError::Setup(format!("enate.tls.ca_file: {error}")))?;
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
+            .tls_certs_merge(extra_roots)
             .build()
             .map_err(|error| EnateError::Setup(format!("cannot build an HTTP client: {error}")))?;
         let mut redactor = Redactor::default();
@@ -537,6 +558,17 @@ impl EnateClient {
             if error.is_timeout() {
                 return timeout();
             }
+            if let Some(reason) = certificate_problem(&error) {
+                return EnateError::UntrustedCertificate {
+                    operation,
+                    host: error
+                        .url()
+                        .and_then(|url| url.host_str())
+                        .unwrap_or("Enate")
+                        .to_string(),
+                    reason,
+                };
+            }
             EnateError::Unreachable {
                 operation,
                 attempts,
@@ -634,6 +666,27 @@ fn read_secret(
         )));
     }
     Ok(SecretString::from(secret))
+}
+
+/// Why rustls refused the server's certificate, if that is why the request
+/// failed. The rustls error sits inside `io::Error`s, whose `source()` skips
+/// the error they wrap, so the walk goes into each of them.
+fn certificate_problem(error: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(rustls::Error::InvalidCertificate(reason)) =
+            current.downcast_ref::<rustls::Error>()
+        {
+            return Some(format!("{reason:?}"));
+        }
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
 }
 
 #[cfg(test)]

@@ -16,4 +16,5 @@ mod publishing;
 mod sample;
 mod shutdown;
 mod spool;
+mod tls;
 mod worker;

@@ -23,6 +23,8 @@ use std::{
 };
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
+use enate_bridge_test_support::certs::TestCert;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -88,6 +90,26 @@ pub struct FakeEnate {
 
 impl FakeEnate {
     pub async fn start() -> FakeEnate {
+        Self::start_with(None).await
+    }
+
+    /// The fake over HTTPS, with this certificate (for `localhost`): as an
+    /// instance behind a company proxy that re-signs traffic looks.
+    pub async fn start_https(certificate: &TestCert) -> FakeEnate {
+        let chain = vec![CertificateDer::from_pem_slice(certificate.cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        Self::start_with(Some(config)).await
+    }
+
+    async fn start_with(tls: Option<rustls::ServerConfig>) -> FakeEnate {
         let state = Arc::new(Mutex::new(State::default()));
         let data = web::Data::from(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -116,15 +138,21 @@ impl FakeEnate {
         })
         .workers(1)
         .disable_signals()
-        .shutdown_timeout(0)
-        .listen(listener)
-        .unwrap()
-        .run();
+        .shutdown_timeout(0);
+        // Over HTTPS, by name: the certificate is for localhost.
+        let (server, base) = match tls {
+            None => (server.listen(listener), format!("http://127.0.0.1:{port}")),
+            Some(config) => (
+                server.listen_rustls_0_23(listener, config),
+                format!("https://localhost:{port}"),
+            ),
+        };
+        let server = server.unwrap().run();
         let handle = server.handle();
         tokio::spawn(server);
         FakeEnate {
-            api_url: format!("http://127.0.0.1:{port}/webapi"),
-            token_url: format!("http://127.0.0.1:{port}/oauth/token"),
+            api_url: format!("{base}/webapi"),
+            token_url: format!("{base}/oauth/token"),
             state,
             handle,
         }

@@ -10,4 +10,5 @@ mod helpers;
 mod list_delete;
 mod login;
 mod plan_apply;
+mod tls;
 mod verify;

@@ -5,6 +5,7 @@
 //! contract (`contract`).
 
 pub mod contract;
+pub mod tls;
 
 pub use enate_bridge_test_support::proxy::FaultProxy;
 
@@ -48,6 +49,9 @@ pub struct TestApp {
     pub spool_dir: std::path::PathBuf,
     /// The bridge's background tasks (`Application::tasks`).
     pub tasks: TaskTracker,
+    pub ingress_port: u16,
+    /// With server.tls: what SIGHUP asks for (`Application::certificate_reload`).
+    pub certificate_reload: Option<enate_bridge::ingress_tls::ReloadRequest>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -115,8 +119,14 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
     let quarantine = settings.amqp.quarantine_exchange.clone();
     let unrouted = settings.amqp.unrouted_exchange.clone();
     let spool_dir = settings.spool.dir.clone();
+    let scheme = match settings.server.tls.certificate {
+        Some(_) => "https",
+        None => "http",
+    };
     let application = Application::build(settings).await?;
-    let address = format!("http://127.0.0.1:{}", application.ingress_port());
+    let address = format!("{scheme}://127.0.0.1:{}", application.ingress_port());
+    let ingress_port = application.ingress_port();
+    let certificate_reload = application.certificate_reload();
     let admin_address = format!("http://127.0.0.1:{}", application.admin_port());
     let tasks = application.tasks();
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -136,6 +146,8 @@ pub async fn try_spawn_app(settings: Settings) -> anyhow::Result<TestApp> {
         amqp,
         spool_dir,
         tasks,
+        ingress_port,
+        certificate_reload,
         shutdown: Some(shutdown),
         server: Some(server),
     })
