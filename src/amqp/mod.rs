@@ -29,7 +29,7 @@ mod url;
 
 pub use broker::{Broker, BrokerStatus};
 pub use lane::Ticket;
-pub use message::{Message, PublishError};
+pub use message::{Confirmed, Message, PublishError};
 pub use ordered::OrderedLane;
 pub use settings::BrokerSettings;
 pub use topology::{Topology, TopologyError};
