@@ -38,14 +38,25 @@ struct Accepted {
     reason: Option<String>,
 }
 
+/// `POST /webhooks/{webhook}`: the name looked up in any case, or unknown.
 pub async fn receive_webhook(
     request: HttpRequest,
     name: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    receive(Webhook::from_path_segment(&name), request, payload, state).await
+}
+
+/// A request for `webhook` (`None`: a name that is no webhook), from a
+/// webhook's own path or from `receive_webhook`.
+pub async fn receive(
+    webhook: Option<Webhook>,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let in_flight = state.metrics.in_flight();
-    let webhook = Webhook::from_path_segment(&name);
     let result = match webhook {
         Some(webhook) => handle(webhook, &request, payload, &state).await,
         None => Err(Rejection::UnknownWebhook),
