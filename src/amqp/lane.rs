@@ -26,24 +26,16 @@
 //!   again later, at worst a duplicate), never published.
 //!
 //! Confirms are not serialized: up to `window` are in flight per lane, so the
-//! broker acks in batches. Nor are writes: lapin's `basic_publish` takes the
-//! delivery tag and queues the frames before its first await, then waits for
-//! its I/O thread to write them. The lane polls it once, in queue order, and
-//! awaits the write with the confirm, so the next message does not wait for a
-//! round trip to lapin's I/O thread (measured: docs/benchmark.md, "Where the
-//! time goes"). The order still rests on that one poll: lapin 4.12's
-//! `send_method_frame_with_body` calls `before_basic_publish` (the tag) and
-//! `push_frames` with no await between them or before them. A confirm that never comes does not block the lane;
+//! broker acks in batches. A confirm that never comes does not block the lane;
 //! the requester times out and the lane settles it whenever it arrives.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
-    task::Poll,
     time::Instant,
 };
 
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
 use lapin::{
     Channel, Confirmation, Connection,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -168,10 +160,10 @@ impl Lane {
                     let taken_at = Instant::now();
                     let message_id = message.properties.message_id().clone();
                     match self.send(message).await {
-                        Ok(written_and_confirmed) => {
+                        Ok(confirm) => {
                             let sent_at = Instant::now();
                             let tracked = InFlight { message_id, taken_at, queued_at, sent_at, reply };
-                            in_flight.push(written_and_confirmed.map(move |result| (tracked, result)));
+                            in_flight.push(confirm.map(move |result| (tracked, result)));
                         }
                         Err(error) => {
                             let _ = reply.send(Err(error));
@@ -184,12 +176,7 @@ impl Lane {
 
     /// Hands the message to lapin on this lane's channel, opening the channel
     /// if it is not open (first use, or closed by the broker after an error).
-    /// Returns once lapin has its delivery tag and its frames queued: what is
-    /// left, the write and the confirm, is the returned future.
-    async fn send(
-        &mut self,
-        message: Message,
-    ) -> Result<BoxFuture<'static, lapin::Result<Confirmation>>, PublishError> {
+    async fn send(&mut self, message: Message) -> Result<lapin::PublisherConfirm, PublishError> {
         let channel = match &self.channel {
             Some(channel) if channel.status().connected() => channel.clone(),
             _ => {
@@ -200,29 +187,19 @@ impl Lane {
                 channel
             }
         };
-        let Message {
-            exchange,
-            routing_key,
-            body,
-            properties,
-        } = message;
-        let mut publish: BoxFuture<'static, lapin::Result<Confirmation>> = Box::pin(async move {
-            let options = BasicPublishOptions {
-                mandatory: true,
-                immediate: false,
-            };
-            channel
-                .basic_publish(exchange, routing_key, options, &body, properties)
-                .await?
-                .await
-        });
-        // This poll takes the tag and queues the frames (see the module comment):
-        // the message's place on the channel is fixed here, in queue order.
-        match futures::poll!(publish.as_mut()) {
-            Poll::Ready(Err(error)) => Err(self.failure(error)),
-            Poll::Ready(Ok(confirmation)) => Ok(futures::future::ready(Ok(confirmation)).boxed()),
-            Poll::Pending => Ok(publish),
-        }
+        channel
+            .basic_publish(
+                message.exchange,
+                message.routing_key,
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &message.body,
+                message.properties,
+            )
+            .await
+            .map_err(|error| self.failure(error))
     }
 
     fn failure(&self, error: lapin::Error) -> PublishError {
