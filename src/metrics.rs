@@ -22,7 +22,56 @@ use crate::{
 };
 
 mod declare;
-use declare::declare_metrics;
+use declare::{StageHistogramVec, declare_metrics};
+
+/// A step of a request's path through the bridge: the `stage` label of
+/// `enate_bridge_request_stage_seconds`. In the order a request meets them;
+/// together they are the whole request but for the HTTP answer itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The body arriving, within its deadline and budget.
+    BodyRead,
+    /// Taking an admission slot (never waits: a full bridge answers 503).
+    Admission,
+    /// Splitting the body, building each event, dropping duplicates.
+    Normalize,
+    /// A message queued on its lane until the lane's task takes it.
+    LaneWait,
+    /// The lane handing it to lapin.
+    Send,
+    /// From sent to RabbitMQ's confirm.
+    Confirm,
+    /// From the lane judging the confirm to the request's task running again.
+    Reply,
+    /// Appending to the spool, fsync included.
+    SpoolWrite,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::BodyRead,
+        Stage::Admission,
+        Stage::Normalize,
+        Stage::LaneWait,
+        Stage::Send,
+        Stage::Confirm,
+        Stage::Reply,
+        Stage::SpoolWrite,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::BodyRead => "body_read",
+            Stage::Admission => "admission",
+            Stage::Normalize => "normalize",
+            Stage::LaneWait => "lane_wait",
+            Stage::Send => "send",
+            Stage::Confirm => "confirm",
+            Stage::Reply => "reply",
+            Stage::SpoolWrite => "spool_write",
+        }
+    }
+}
 
 /// Why a publish failed: the `reason` label of `enate_bridge_publish_failures_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +128,11 @@ declare_metrics! {
         publish_confirm_seconds: Histogram = "enate_bridge_publish_confirm_seconds",
         /// Time to answer a webhook request, in seconds, by webhook.
         request_duration: HistogramVec = "enate_bridge_request_duration_seconds" ["webhook"],
+        /// Time a webhook request spent in each stage, in seconds: body_read,
+        /// admission and normalize once per request that got that far; lane_wait,
+        /// send, confirm and reply once per confirmed message; spool_write once per
+        /// spool append.
+        request_stage: StageHistogramVec = "enate_bridge_request_stage_seconds" ["stage"],
         /// Webhook requests being handled now.
         in_flight_requests: IntGauge = "enate_bridge_in_flight_requests",
         /// Webhook bodies still arriving (each must be whole within
@@ -141,6 +195,8 @@ pub struct Metrics {
     publish_failures: Vec<IntCounter>,
     /// By [`Webhook::index`].
     request_duration: Vec<Histogram>,
+    /// By [`Stage::ALL`] position, which is the enum's order.
+    request_stage: Vec<Histogram>,
     /// A webhook's series is made by its first accepted request: one that never
     /// had traffic has none, so it cannot look silent.
     last_event_cells: [OnceLock<Gauge>; Webhook::ALL.len()],
@@ -200,9 +256,15 @@ impl Metrics {
                     .with_label_values(&[webhook.enate_name()])
             })
             .collect();
+        // Made now, so every stage has a series before its first request.
+        let request_stage = Stage::ALL
+            .iter()
+            .map(|stage| family.request_stage.0.with_label_values(&[stage.label()]))
+            .collect();
         Self {
             registry,
             family,
+            request_stage,
             webhooks,
             unknown_webhook,
             events_published_cells: Box::default(),
@@ -268,6 +330,18 @@ impl Metrics {
 
     pub fn observe_request(&self, webhook: Webhook, elapsed: Duration) {
         self.request_duration[webhook.index()].observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_stage(&self, stage: Stage, elapsed: Duration) {
+        self.request_stage[stage as usize].observe(elapsed.as_secs_f64());
+    }
+
+    /// A clock for a request's stages, started now.
+    pub fn stage_clock(&self) -> StageClock<'_> {
+        StageClock {
+            metrics: self,
+            since: Instant::now(),
+        }
     }
 
     /// Sets the webhook's last-event time to now: what shows a subscription gone silent.
@@ -364,6 +438,21 @@ impl Default for Metrics {
     }
 }
 
+/// Times consecutive stages of one request: each `lap` observes the time
+/// since the last one (or the start). A monotonic clock read, no allocation.
+pub struct StageClock<'a> {
+    metrics: &'a Metrics,
+    since: Instant,
+}
+
+impl StageClock<'_> {
+    pub fn lap(&mut self, stage: Stage) {
+        let now = Instant::now();
+        self.metrics.observe_stage(stage, now - self.since);
+        self.since = now;
+    }
+}
+
 pub struct InFlightGuard<'a> {
     gauge: &'a IntGauge,
     started: Instant,
@@ -411,6 +500,7 @@ mod tests {
             "enate_bridge_publish_failures_total",
             "enate_bridge_publish_confirm_seconds",
             "enate_bridge_request_duration_seconds",
+            "enate_bridge_request_stage_seconds",
             "enate_bridge_in_flight_requests",
             "enate_bridge_amqp_connected",
             "enate_bridge_amqp_blocked",
@@ -503,6 +593,35 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn every_stage_has_a_series_with_sub_millisecond_buckets_before_any_request() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        for stage in Stage::ALL {
+            let bucket = format!(
+                r#"enate_bridge_request_stage_seconds_bucket{{stage="{}",le="0.00001"}} 0"#,
+                stage.label()
+            );
+            assert!(text.contains(&bucket), "{bucket} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_stage_clock_observes_each_lap_under_its_own_stage() {
+        let metrics = Metrics::new();
+        let mut clock = metrics.stage_clock();
+        clock.lap(Stage::BodyRead);
+        clock.lap(Stage::Normalize);
+        metrics.observe_stage(Stage::Confirm, Duration::from_millis(3));
+        let count = |stage: Stage| metrics.request_stage[stage as usize].get_sample_count();
+        assert_eq!(count(Stage::BodyRead), 1);
+        assert_eq!(count(Stage::Normalize), 1);
+        assert_eq!(count(Stage::Admission), 0);
+        assert_eq!(count(Stage::Confirm), 1);
+        let confirm = metrics.request_stage[Stage::Confirm as usize].get_sample_sum();
+        assert!((confirm - 0.003).abs() < 1e-9, "{confirm}");
     }
 
     #[test]

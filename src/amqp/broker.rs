@@ -19,7 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     connection::Link,
-    message::{Message, PublishError},
+    message::{Confirmed, Message, PublishError},
     ordered::OrderedLane,
     session::Session,
     settings::BrokerSettings,
@@ -86,10 +86,10 @@ impl Broker {
 
     /// Publishes one message and waits for its confirm, at most
     /// `amqp.confirm_timeout_ms` in all (queueing, sending and confirming).
-    /// Returns the time from send to confirm.
+    /// Returns where its time went on the lane.
     /// Fails at once with `Stalled` while RabbitMQ confirms nothing (see
     /// `ConfirmWatch`), unless this publish is the one that probes.
-    pub async fn publish(&self, message: Message) -> Result<Duration, PublishError> {
+    pub async fn publish(&self, message: Message) -> Result<Confirmed, PublishError> {
         let confirms = self.inner.link.confirms();
         let _probe = confirms.admit()?;
         let lane = self.usable_session()?.next_lane();

@@ -14,10 +14,7 @@
 //! connection ends it; a nack or a return does not (they are answers, but not
 //! confirms).
 
-use std::{
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::message::PublishError;
 
@@ -52,7 +49,7 @@ impl ConfirmWatch {
     }
 
     /// Learns from a publish's outcome.
-    pub(super) fn record(&self, result: &Result<Duration, PublishError>) {
+    pub(super) fn record<T>(&self, result: &Result<T, PublishError>) {
         match result {
             Ok(_) => {
                 if self.stalled.swap(false, Ordering::AcqRel) {

@@ -32,7 +32,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
@@ -44,13 +44,15 @@ use lapin::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::message::{Message, PublishError};
+use super::message::{Confirmed, Message, PublishError};
 
 /// What a requester learns about its message.
-pub type Verdict = Result<Duration, PublishError>;
+pub type Verdict = Result<Confirmed, PublishError>;
 
 struct Request {
     message: Message,
+    /// When it was submitted: its wait for the lane is counted from here.
+    queued_at: Instant,
     reply: oneshot::Sender<Verdict>,
 }
 
@@ -80,7 +82,11 @@ impl LaneHandle {
     pub async fn submit(&self, message: Message) -> Result<Ticket, PublishError> {
         let (reply, verdict) = oneshot::channel();
         self.requests
-            .send(Request { message, reply })
+            .send(Request {
+                message,
+                queued_at: Instant::now(),
+                reply,
+            })
             .await
             .map_err(|_| PublishError::Disconnected)?;
         Ok(Ticket(verdict))
@@ -88,7 +94,7 @@ impl LaneHandle {
 }
 
 impl Ticket {
-    /// The verdict: `Ok(time from send to confirm)` when the broker acked the
+    /// The verdict: `Ok` (with the lane's timings) when the broker acked the
     /// message and did not return it.
     pub async fn verdict(self) -> Verdict {
         self.0.await.unwrap_or(Err(PublishError::Disconnected))
@@ -98,6 +104,8 @@ impl Ticket {
 /// A sent message waiting for its confirm.
 struct InFlight {
     message_id: Option<ShortString>,
+    taken_at: Instant,
+    queued_at: Instant,
     sent_at: Instant,
     reply: oneshot::Sender<Verdict>,
 }
@@ -141,7 +149,7 @@ impl Lane {
                     self.settle(settled);
                 }
                 request = queue.recv(), if open && in_flight.len() < self.window => {
-                    let Some(Request { message, reply }) = request else {
+                    let Some(Request { message, queued_at, reply }) = request else {
                         open = false;
                         continue;
                     };
@@ -149,10 +157,12 @@ impl Lane {
                         // The requester gave up before the message was sent.
                         continue;
                     }
+                    let taken_at = Instant::now();
                     let message_id = message.properties.message_id().clone();
                     match self.send(message).await {
                         Ok(confirm) => {
-                            let tracked = InFlight { message_id, sent_at: Instant::now(), reply };
+                            let sent_at = Instant::now();
+                            let tracked = InFlight { message_id, taken_at, queued_at, sent_at, reply };
                             in_flight.push(confirm.map(move |result| (tracked, result)));
                         }
                         Err(error) => {
@@ -202,6 +212,7 @@ impl Lane {
 
     /// Judges every settled message, once all their returns are collected.
     fn settle(&mut self, settled: Vec<(InFlight, lapin::Result<Confirmation>)>) {
+        let settled_at = Instant::now();
         for (_, result) in &settled {
             if let Some(id) = returned_id(result) {
                 self.returned.insert(id.clone());
@@ -224,7 +235,12 @@ impl Lane {
                 }
                 Ok(Confirmation::Ack(None)) => match &message.message_id {
                     Some(id) if self.returned.take(id) => Err(PublishError::Returned),
-                    _ => Ok(message.sent_at.elapsed()),
+                    _ => Ok(Confirmed {
+                        lane_wait: message.taken_at - message.queued_at,
+                        send: message.sent_at - message.taken_at,
+                        confirm: settled_at - message.sent_at,
+                        settled_at,
+                    }),
                 },
             };
             // The requester may have timed out and gone; the verdict is then moot.

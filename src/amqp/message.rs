@@ -1,6 +1,8 @@
 //! What is published and how a publish can fail: the words every other part of
 //! `amqp` speaks, so this file imports none of them.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use lapin::{BasicProperties, types::ShortString};
 
@@ -12,6 +14,21 @@ pub struct Message {
     pub routing_key: ShortString,
     pub body: Bytes,
     pub properties: BasicProperties,
+}
+
+/// A message RabbitMQ confirmed, and where its time went on its lane: the
+/// stages a caller can report (this module knows nothing of metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmed {
+    /// From submitting it to the lane's task taking it: queued behind other
+    /// sends or a full window, plus the task's wake-up.
+    pub lane_wait: Duration,
+    /// Handing it to lapin (`basic_publish` until its frames are queued).
+    pub send: Duration,
+    /// From sent to RabbitMQ's confirm, as the lane saw it.
+    pub confirm: Duration,
+    /// When the lane judged it: the requester's own wake-up is counted from here.
+    pub settled_at: Instant,
 }
 
 /// Why a message is not confirmed. Every variant means "not safe in RabbitMQ".

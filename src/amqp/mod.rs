@@ -36,7 +36,7 @@ mod url;
 pub use broker::{Broker, BrokerStatus};
 pub use command::connect_for_command;
 pub use lane::Ticket;
-pub use message::{Message, PublishError};
+pub use message::{Confirmed, Message, PublishError};
 pub use ordered::OrderedLane;
 pub use settings::BrokerSettings;
 pub use tls::{BrokerTls, ClientIdentity, TlsSetupError};

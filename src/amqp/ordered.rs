@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use super::{
     confirm_watch::ConfirmWatch,
     lane::{LaneHandle, Ticket},
-    message::{Message, PublishError},
+    message::{Confirmed, Message, PublishError},
 };
 
 #[derive(Clone)]
@@ -34,14 +34,14 @@ impl OrderedLane {
             .await
             .unwrap_or(Err(PublishError::Timeout));
         if let Err(error) = &submitted {
-            self.confirms.record(&Err(error.clone()));
+            self.confirms.record::<()>(&Err(error.clone()));
         }
         submitted
     }
 
     /// A ticket's verdict, waiting at most the confirm timeout.
     /// The forwarder's confirms count too: its first one ends a stall.
-    pub async fn verdict(&self, ticket: Ticket) -> Result<Duration, PublishError> {
+    pub async fn verdict(&self, ticket: Ticket) -> Result<Confirmed, PublishError> {
         let result = tokio::time::timeout(self.timeout, ticket.verdict())
             .await
             .unwrap_or(Err(PublishError::Timeout));

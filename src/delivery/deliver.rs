@@ -2,7 +2,7 @@
 //! policy says. A 200 is answered only on `Ok`. Every publish outcome, from a
 //! request or from the forwarder, is counted and logged here and nowhere else.
 
-use std::{sync::Arc, time::Duration};
+use std::{sync::Arc, time::Instant};
 
 use futures::{StreamExt, stream};
 use serde::Serialize;
@@ -12,9 +12,9 @@ use super::{
     record,
 };
 use crate::{
-    amqp::{Broker, PublishError, Unavailable},
+    amqp::{Broker, Confirmed, PublishError, Unavailable},
     config::SpoolMode,
-    metrics::{FailureReason, Metrics},
+    metrics::{FailureReason, Metrics, Stage},
     spool::{Spool, SpoolError},
     telemetry::error_chain,
 };
@@ -131,15 +131,14 @@ impl Delivery {
     pub async fn deliver(&self, messages: &[Outgoing]) -> Result<Safe, DeliveryError> {
         let spool = match &self.policy {
             SpoolPolicy::Always(spool) => {
-                spool
-                    .append(
-                        messages
-                            .iter()
-                            .map(|message| record::encode(message, SPOOLED_ALWAYS))
-                            .collect(),
-                    )
-                    .await
-                    .map_err(DeliveryError::Spool)?;
+                self.spool(
+                    spool,
+                    messages
+                        .iter()
+                        .map(|message| record::encode(message, SPOOLED_ALWAYS))
+                        .collect(),
+                )
+                .await?;
                 return Ok(Safe::Spooled);
             }
             SpoolPolicy::OnFailure(spool) => Some(spool),
@@ -168,31 +167,51 @@ impl Delivery {
             Some(spool) => {
                 // A timed-out publish may still reach the broker: then the spool
                 // sends it again, with the same id, and consumers drop the copy.
-                spool
-                    .append(unconfirmed)
-                    .await
-                    .map_err(DeliveryError::Spool)?;
+                self.spool(spool, unconfirmed).await?;
                 Ok(Safe::Spooled)
             }
             None => Err(DeliveryError::Unconfirmed(error)),
         }
     }
 
-    /// Publishes one message and waits for its confirm; counts the outcome.
+    /// Appends records to the spool, timed (fsync included).
+    async fn spool(&self, spool: &Spool, records: Vec<Vec<u8>>) -> Result<(), DeliveryError> {
+        let started = Instant::now();
+        spool.append(records).await.map_err(DeliveryError::Spool)?;
+        self.metrics
+            .observe_stage(Stage::SpoolWrite, started.elapsed());
+        Ok(())
+    }
+
+    /// Publishes one message for a request and waits for its confirm; counts
+    /// the outcome, and times the stages of a confirmed one.
     async fn publish(&self, message: &Outgoing) -> Result<(), PublishError> {
         let result = self
             .broker
             .publish(self.destinations.amqp_message(message))
             .await;
+        if let Ok(confirmed) = &result {
+            self.observe_stages(confirmed);
+        }
         self.count(message, &result);
         result.map(|_| ())
     }
 
+    /// A request's message, on its lane and back (the forwarder's are not
+    /// requests: its lane wait is its own window's).
+    fn observe_stages(&self, confirmed: &Confirmed) {
+        let metrics = &self.metrics;
+        metrics.observe_stage(Stage::LaneWait, confirmed.lane_wait);
+        metrics.observe_stage(Stage::Send, confirmed.send);
+        metrics.observe_stage(Stage::Confirm, confirmed.confirm);
+        metrics.observe_stage(Stage::Reply, confirmed.settled_at.elapsed());
+    }
+
     /// The one place where publish outcomes become metrics.
-    pub(super) fn count(&self, message: &Outgoing, result: &Result<Duration, PublishError>) {
+    pub(super) fn count(&self, message: &Outgoing, result: &Result<Confirmed, PublishError>) {
         match result {
-            Ok(confirm_time) => {
-                self.metrics.observe_confirm(*confirm_time);
+            Ok(confirmed) => {
+                self.metrics.observe_confirm(confirmed.confirm);
                 if let Some(words) = message.words {
                     self.metrics
                         .count_published(message.webhook, words.process_type, words.status);

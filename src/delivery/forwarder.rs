@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Delivery, message::Outgoing, record};
 use crate::{
-    amqp::PublishError,
+    amqp::{Confirmed, PublishError},
     spool::{Key, Spool, SpoolError},
     webhook::Webhook,
 };
@@ -171,7 +171,7 @@ fn settle(
     delivery: &Delivery,
     key: Key,
     message: &Outgoing,
-    result: Result<Duration, PublishError>,
+    result: Result<Confirmed, PublishError>,
     confirmed: &mut Vec<Key>,
 ) -> bool {
     delivery.count(message, &result);

@@ -21,6 +21,7 @@ use crate::{
     config::InvalidPayloadPolicy,
     delivery::{Outgoing, Safe},
     event::event_id,
+    metrics::Stage,
     outcome::Outcome,
     payload::{InvalidPayload, SplitError, split_body_at_most},
     webhook::Webhook,
@@ -37,14 +38,25 @@ struct Accepted {
     reason: Option<String>,
 }
 
+/// `POST /webhooks/{webhook}`: the name looked up in any case, or unknown.
 pub async fn receive_webhook(
     request: HttpRequest,
     name: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    receive(Webhook::from_path_segment(&name), request, payload, state).await
+}
+
+/// A request for `webhook` (`None`: a name that is no webhook), from a
+/// webhook's own path or from `receive_webhook`.
+pub async fn receive(
+    webhook: Option<Webhook>,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let in_flight = state.metrics.in_flight();
-    let webhook = Webhook::from_path_segment(&name);
     let result = match webhook {
         Some(webhook) => handle(webhook, &request, payload, &state).await,
         None => Err(Rejection::UnknownWebhook),
@@ -105,12 +117,18 @@ async fn handle(
 ) -> Result<Accepted, Rejection> {
     let received = Timestamp::now();
     authenticate(request, state)?;
+    // Each step's time, for where a request's time goes (the lane's are
+    // timed by the lane).
+    let mut stages = state.metrics.stage_clock();
     // Its bytes count against the body budget until the answer.
     let held = read_body(request, payload, state.body_limits, &state.body_budget).await?;
+    stages.lap(Stage::BodyRead);
     // Held until the answer: bounds the parsing and publishing done at once.
     let _permit = admit(state)?;
+    stages.lap(Stage::Admission);
     let built = build_or_quarantine(webhook, request, &held.bytes, received, state)?;
     let fresh = drop_duplicates(built.messages, state);
+    stages.lap(Stage::Normalize);
     if fresh.messages.is_empty() {
         return Ok(already_safe(built.quarantined, fresh.event_ids));
     }

@@ -80,6 +80,48 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     for (series, value) in expected {
         assert_eq!(metric_value(&metrics, series), value, "{series}");
     }
+    // The stages of the three requests that got past authentication, each
+    // with one message; nothing was spooled.
+    let stage = |stage: &str, part: &str| {
+        metric_value(
+            &metrics,
+            &format!(r#"enate_bridge_request_stage_seconds_{part}{{stage="{stage}"}}"#),
+        )
+    };
+    let stages = [
+        "body_read",
+        "admission",
+        "normalize",
+        "lane_wait",
+        "send",
+        "confirm",
+        "reply",
+    ];
+    for name in stages {
+        assert_eq!(stage(name, "count"), 3.0, "stage {name}");
+    }
+    assert_eq!(stage("spool_write", "count"), 0.0);
+    let confirms = metric_value(&metrics, "enate_bridge_publish_confirm_seconds_sum");
+    assert!(
+        (stage("confirm", "sum") - confirms).abs() < 1e-9,
+        "the confirm stage is the confirm histogram: {} vs {confirms}",
+        stage("confirm", "sum")
+    );
+    // Every stage lies within its request, so together they cannot take longer.
+    let stages_sum: f64 = stages.iter().map(|name| stage(name, "sum")).sum();
+    let requests_sum: f64 = ["PacketUpdated", "NewCommunication", "PacketCreated"]
+        .iter()
+        .map(|webhook| {
+            metric_value(
+                &metrics,
+                &format!(r#"enate_bridge_request_duration_seconds_sum{{webhook="{webhook}"}}"#),
+            )
+        })
+        .sum();
+    assert!(
+        stages_sum > 0.0 && stages_sum <= requests_sum,
+        "stages {stages_sum} s, requests {requests_sum} s"
+    );
     for family in [
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",

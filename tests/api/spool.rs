@@ -174,6 +174,18 @@ async fn with_mode_always_every_event_is_spooled_then_forwarded() {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["status"], "spooled");
     assert_eq!(json(&queue.next().await)["data"]["reference"], "7");
+    // The request's time went into the spool; the forwarder's publish is no
+    // request's stage.
+    let metrics = app.metrics().await;
+    let stage_count = |stage: &str| {
+        metric_value(
+            &metrics,
+            &format!(r#"enate_bridge_request_stage_seconds_count{{stage="{stage}"}}"#),
+        )
+    };
+    assert_eq!(stage_count("spool_write"), 1.0);
+    assert_eq!(stage_count("lane_wait"), 0.0);
+    assert_eq!(stage_count("confirm"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
