@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     config::{LogFormat, Settings},
     delivery::inspect::{self, Form},
-    spool::{Spool, now_ms},
+    spool::{ReadError, Spool, now_ms},
     startup::Application,
     telemetry,
 };
@@ -215,10 +215,24 @@ fn spool_status(settings: &Settings) -> ExitCode {
 /// Writes the spool's records straight from the directory, read-only and one
 /// at a time (see `delivery::inspect`).
 fn spool_records(settings: &Settings, form: Form) -> ExitCode {
+    let file = Spool::file_in(&settings.spool.dir);
+    if !file.exists() {
+        // Nothing to list; said on stderr, since a mistyped spool.dir looks
+        // exactly like an empty spool otherwise.
+        eprintln!(
+            "spool: no spool at {} (spool.dir): nothing was ever spooled there",
+            file.display()
+        );
+        return ExitCode::SUCCESS;
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match inspect::write_records(&settings.spool.dir, form, now_ms(), &mut out) {
         Ok(_) => ExitCode::SUCCESS,
+        // `spool list | head`: the reader had enough.
+        Err(ReadError::Write(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             drop(out);
             eprintln!("spool: {}", telemetry::error_chain(&error));

@@ -58,7 +58,17 @@ pub struct Reader {
     /// Counted at the start.
     pub present: u32,
     received: u32,
+    /// Whether the warning about a quorum queue was given.
+    warned_quorum: bool,
 }
+
+/// The header a quorum queue adds to a message it delivers again. Each read
+/// by these commands is such a delivery: with a `delivery-limit` (20 by
+/// default since RabbitMQ 4.0), a message read that often is dropped or
+/// dead-lettered. The bridge declares the quarantine without a queue type, a
+/// classic queue unless the vhost's default type is quorum; a quorum one (that
+/// default, or a queue declared by the operator) gets a warning.
+const QUORUM_DELIVERY_COUNT: &str = "x-delivery-count";
 
 impl Reader {
     /// Counts `queue` and starts consuming it with manual acks, at most
@@ -96,6 +106,7 @@ impl Reader {
             consumer,
             present,
             received: 0,
+            warned_quorum: false,
         })
     }
 
@@ -110,7 +121,9 @@ impl Reader {
             match tokio::time::timeout(LOOK, self.consumer.next()).await {
                 Ok(Some(delivery)) => {
                     self.received += 1;
-                    return Ok(Some(Held::from(delivery?)));
+                    let delivery = delivery?;
+                    self.warn_if_quorum(&delivery);
+                    return Ok(Some(Held::from(delivery)));
                 }
                 Ok(None) => {
                     anyhow::bail!("RabbitMQ ended the consumer of the quarantine queue")
@@ -122,6 +135,23 @@ impl Reader {
                 Err(_) if silent_since.elapsed() >= SILENCE => return Ok(None),
                 Err(_) => {}
             }
+        }
+    }
+
+    fn warn_if_quorum(&mut self, delivery: &Delivery) {
+        let counted = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .is_some_and(|headers| headers.inner().contains_key(QUORUM_DELIVERY_COUNT));
+        if counted && !self.warned_quorum {
+            self.warned_quorum = true;
+            eprintln!(
+                "warning: the quarantine queue is a quorum queue: RabbitMQ counts every read \
+                 of a message against its delivery-limit (20 by default since RabbitMQ 4.0) \
+                 and drops or dead-letters it past that; make the quarantine a classic queue \
+                 (docs/runbook.md)"
+            );
         }
     }
 

@@ -203,6 +203,11 @@ impl Spool {
         tracing::info!(events = self.stats().events, "spool closed");
     }
 
+    /// The spool's file in `dir`; a directory without it holds no spool.
+    pub fn file_in(dir: &Path) -> PathBuf {
+        dir.join(FILE_NAME)
+    }
+
     /// What a spool directory holds, whether or not a bridge is running on it
     /// (read-only: it never writes).
     pub fn status(dir: &Path) -> Result<SpoolStats, OpenError> {

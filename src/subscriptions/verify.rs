@@ -433,7 +433,14 @@ async fn wait_for<Refused: Future<Output = bool>>(
                 looked = Instant::now();
                 continue;
             }
-            Ok(None) => return Ok(None),
+            // The consumer ended: the connection or the queue is gone, which
+            // says nothing about Enate, so it is not "not delivered".
+            Ok(None) => {
+                return Err(VerifyError::Watch {
+                    exchange: queue.to_string(),
+                    reason: "RabbitMQ ended the watch (the connection or its queue is gone)".into(),
+                });
+            }
             Ok(Some(delivery)) => delivery.map_err(watch_error)?,
         };
         let properties = &delivery.properties;
