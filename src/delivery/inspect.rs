@@ -15,7 +15,10 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{message::Outgoing, record};
+use super::{
+    message::{Outgoing, ShownProperties},
+    record,
+};
 use crate::spool::{Key, ReadError, Spool};
 
 /// How the records are written.
@@ -50,6 +53,9 @@ enum What<'a> {
         spooled_because: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<&'a Outgoing>,
+        /// The AMQP properties it is published with (export only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        properties: Option<ShownProperties<'a>>,
         /// The body, when it is JSON (an event always is).
         #[serde(skip_serializing_if = "Option::is_none")]
         body: Option<&'a RawValue>,
@@ -121,6 +127,7 @@ pub fn write_records(
                     routing_key: &message.routing_key,
                     spooled_because: decoded.spooled_because.as_deref(),
                     message: export.then_some(message),
+                    properties: export.then(|| message.shown_properties()),
                     body_base64: (export && body.is_none())
                         .then(|| base64::engine::general_purpose::STANDARD.encode(&message.body)),
                     body,

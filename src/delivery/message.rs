@@ -40,6 +40,20 @@ pub enum Destination {
     Quarantine,
 }
 
+/// A message's AMQP properties besides its headers (see
+/// [`Outgoing::shown_properties`]).
+#[derive(Debug, Serialize)]
+pub struct ShownProperties<'a> {
+    pub delivery_mode: u8,
+    pub message_id: String,
+    pub timestamp: u64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub app_id: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<&'a str>,
+}
+
 /// One message for RabbitMQ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
@@ -155,6 +169,20 @@ impl Outgoing {
 
     /// The AMQP properties: persistent, `message_id` (the event id: it is also
     /// how a returned message is matched to its publish), and the contract's headers.
+    /// The AMQP properties the message is published with, as data: what
+    /// `spool export` prints, so that a message can be published again by
+    /// hand exactly as the bridge would (`properties` builds them from this).
+    pub fn shown_properties(&self) -> ShownProperties<'_> {
+        ShownProperties {
+            delivery_mode: PERSISTENT,
+            message_id: self.id.to_string(),
+            timestamp: self.timestamp,
+            kind: cloudevents_type(self.webhook),
+            app_id: APP_ID,
+            content_type: self.content_type.as_deref(),
+        }
+    }
+
     fn properties(&self) -> BasicProperties {
         let mut headers = FieldTable::default();
         for (name, value) in &self.headers {
@@ -163,15 +191,16 @@ impl Outgoing {
                 AMQPValue::LongString(LongString::from(value.as_str())),
             );
         }
+        let shown = self.shown_properties();
         let mut properties = BasicProperties::default()
-            .with_delivery_mode(PERSISTENT)
-            .with_message_id(self.id.to_string().into())
-            .with_timestamp(self.timestamp)
-            .with_type(cloudevents_type(self.webhook).into())
-            .with_app_id(APP_ID.into())
+            .with_delivery_mode(shown.delivery_mode)
+            .with_message_id(shown.message_id.into())
+            .with_timestamp(shown.timestamp)
+            .with_type(shown.kind.into())
+            .with_app_id(shown.app_id.into())
             .with_headers(headers);
-        if let Some(content_type) = &self.content_type {
-            properties = properties.with_content_type(content_type.as_str().into());
+        if let Some(content_type) = shown.content_type {
+            properties = properties.with_content_type(content_type.into());
         }
         properties
     }

@@ -99,6 +99,14 @@ async fn a_spool_of_100_000_records_is_listed_and_exported_in_bounded_memory() {
     let line: Value = serde_json::from_str(text.lines().nth(7).unwrap()).unwrap();
     assert_eq!(line["body"]["data"]["reference"], "R7", "{line}");
     assert_eq!(line["message"]["headers"][2][1], "resolved", "{line}");
+    // What publishing it by hand needs besides the headers: the bridge's own properties.
+    assert_eq!(line["properties"]["delivery_mode"], 2, "{line}");
+    assert_eq!(line["properties"]["message_id"], line["id"], "{line}");
+    assert_eq!(line["properties"]["app_id"], "enate-bridge", "{line}");
+    assert_eq!(
+        line["properties"]["type"], "com.enate.webhook.packet_updated",
+        "{line}"
+    );
 
     // The binary's own footprint: the same command on an empty spool.
     let empty = tempfile::tempdir().unwrap();
