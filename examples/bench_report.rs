@@ -102,8 +102,14 @@ fn broker_tls(phases: &BTreeMap<String, Value>) -> (Option<f64>, Option<f64>, Op
             .collect();
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     };
-    let throughput = ratio(mean("amqps", "/throughput_per_s"), mean("amqp", "/throughput_per_s"));
-    let p99 = ratio(mean("amqps", "/latency/p99_ms"), mean("amqp", "/latency/p99_ms"));
+    let throughput = ratio(
+        mean("amqps", "/throughput_per_s"),
+        mean("amqp", "/throughput_per_s"),
+    );
+    let p99 = ratio(
+        mean("amqps", "/latency/p99_ms"),
+        mean("amqp", "/latency/p99_ms"),
+    );
     let rounds: Vec<String> = (1..=2)
         .filter_map(|round| {
             let plain = get(format!("tls-amqp-{round}"), "/throughput_per_s")?;
