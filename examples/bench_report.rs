@@ -84,7 +84,48 @@ const PHASES: &[(&str, &str)] = &[
     ("bridge-info-closed", "bridge log=info, closed"),
     ("management-closed", "mgmt API, closed loop"),
     ("management-open", "mgmt API, open @ half its max"),
+    // The `tls` phase: the bridge against a private node, plain and TLS alternating.
+    ("tls-amqp-1", "bridge amqp:// (tls node), 1"),
+    ("tls-amqps-1", "bridge amqps:// (tls node), 1"),
+    ("tls-amqp-2", "bridge amqp:// (tls node), 2"),
+    ("tls-amqps-2", "bridge amqps:// (tls node), 2"),
 ];
+
+/// The `tls` phase's rounds (`tls-amqp-N`, `tls-amqps-N`, closed loop):
+/// bridge over amqps / bridge over amqp, the throughput and the p99 ratio,
+/// each the ratio of the rounds' means, and the rounds' throughputs for a note.
+fn broker_tls(phases: &BTreeMap<String, Value>) -> (Option<f64>, Option<f64>, Option<String>) {
+    let get = |label: String, pointer: &str| phases.get(&label).and_then(|p| num(p, pointer));
+    let mean = |scheme: &str, pointer: &str| {
+        let values: Vec<f64> = (1..=2)
+            .filter_map(|round| get(format!("tls-{scheme}-{round}"), pointer))
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let throughput = ratio(
+        mean("amqps", "/throughput_per_s"),
+        mean("amqp", "/throughput_per_s"),
+    );
+    let p99 = ratio(
+        mean("amqps", "/latency/p99_ms"),
+        mean("amqp", "/latency/p99_ms"),
+    );
+    let rounds: Vec<String> = (1..=2)
+        .filter_map(|round| {
+            let plain = get(format!("tls-amqp-{round}"), "/throughput_per_s")?;
+            let tls = get(format!("tls-amqps-{round}"), "/throughput_per_s")?;
+            Some(format!("{plain:.0} vs {tls:.0}/s"))
+        })
+        .collect();
+    let note = throughput.map(|t| {
+        format!(
+            "TLS to the broker (a private node, amqp:// then amqps:// with amqp.tls.ca_file, alternating): throughput {t:.2} x, p99 {} x; rounds amqp vs amqps: {}",
+            cell(p99, 2),
+            rounds.join(", ")
+        )
+    });
+    (throughput, p99, note)
+}
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -359,6 +400,8 @@ fn table(
             "management API publish (HTTP, no bridge): {r:.2} x the ceiling's throughput"
         ));
     }
+    let (tls_throughput, tls_p99, tls_note) = broker_tls(&phases);
+    notes.extend(tls_note);
     println!();
     for note in &notes {
         println!("note: {note}");
@@ -371,6 +414,13 @@ fn table(
         cell(spool_ratio, 2),
         cell(drain_ratio, 2)
     );
+    if tls_throughput.is_some() {
+        println!(
+            "ratios bridge over amqps / bridge over amqp (tls phase): throughput {}, p99 {}",
+            cell(tls_throughput, 2),
+            cell(tls_p99, 2)
+        );
+    }
 
     let result = json!({
         "command": command,
@@ -383,6 +433,8 @@ fn table(
             "p99_at_half_max": p99_ratio,
             "spooled": spool_ratio,
             "drained": drain_ratio,
+            "broker_tls_throughput": tls_throughput,
+            "broker_tls_p99": tls_p99,
         },
         "notes": notes,
     });
