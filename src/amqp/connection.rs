@@ -215,9 +215,8 @@ impl Link {
                     }
                     *last_logged = Some(text);
                 } else if failures.tls_refused() {
-                    // A refused client certificate reads as an alert or a cut
-                    // connection, attempt by attempt (see `tls::is_cut`): a
-                    // change is a change of URLs and kinds, not of wording.
+                    // A change is a change of URLs and kinds, not of wording
+                    // (the details can differ from attempt to attempt).
                     let state = failures.kinds();
                     if last_logged.as_deref() != Some(state.as_str()) {
                         tracing::error!(error = %text, "the TLS handshake with RabbitMQ failed on a certificate; events are spooled until amqp.tls or the broker's certificate is fixed");

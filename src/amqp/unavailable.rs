@@ -102,10 +102,9 @@ impl std::fmt::Display for ConnectFailures {
                 )?,
                 FailureKind::ClientCertificateRefused => write!(
                     f,
-                    "{}: the broker refused the bridge's TLS client certificate (its alert, or \
-                     the connection closed right after the handshake): check amqp.tls.cert_file \
-                     and amqp.tls.key_file, and that the broker trusts \
-                     the CA that signed them ({})",
+                    "{}: the broker refused the bridge's TLS client certificate, or wanted one \
+                     (its TLS alert): check amqp.tls.cert_file and amqp.tls.key_file, and that \
+                     the broker trusts the CA that signed them ({})",
                     failure.url, failure.detail
                 )?,
                 FailureKind::Unreachable => write!(f, "{}: {}", failure.url, failure.detail)?,

@@ -12,14 +12,23 @@
 //!   a client certificate, for the bridge that has none);
 //! - `a_broker_certificate_rotated_...`: `tls_refused` on /readyz and the gauge,
 //!   one ERROR line, 200 events spooled and forwarded once fixed;
-//! - `the_broker_stopped_under_load_over_tls_...`: the fault suite's checker.
+//! - `the_broker_stopped_under_load_over_tls_...`: the fault suite's checker;
+//! - `a_tls_endpoint_that_closes_right_after_the_handshake_...`: no broker, a
+//!   TLS server of the test's own (a proxy whose backend is down) that
+//!   completes the handshake and closes: unreachable and retried, never a
+//!   refused certificate.
 //!
 //! The test's own connections (declaring and reading the queue) use the
 //! node's plain port; the bridge uses only its TLS port.
 
 use std::{
+    net::TcpListener,
     path::Path,
     process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -263,6 +272,7 @@ async fn a_bridge_publishes_over_amqps_trusting_its_ca_file_with_a_password_or_a
             "user",
             "auth_mechanism",
             "ssl",
+            "ssl_protocol",
         ])
         .await
         .unwrap();
@@ -270,8 +280,10 @@ async fn a_bridge_publishes_over_amqps_trusting_its_ca_file_with_a_password_or_a
         connections
             .lines()
             .any(|line| line.split_whitespace().collect::<Vec<_>>()
-                == [CLIENT_CN, "EXTERNAL", "true"]),
-        "the bridge logged in as {CLIENT_CN} with EXTERNAL over TLS: {connections}"
+                == [CLIENT_CN, "EXTERNAL", "true", "tlsv1.3"]),
+        // TLS 1.3: the node's refusals in the start test go through the
+        // bridge's verdict window, which only TLS 1.3 connections wait.
+        "the bridge logged in as {CLIENT_CN} with EXTERNAL over TLS 1.3: {connections}"
     );
     drop(bridge);
 
@@ -342,9 +354,12 @@ async fn every_certificate_problem_at_start_stops_it_with_exit_1_naming_the_key_
                 ("ENATE_BRIDGE__AMQP__TLS__CERT_FILE", &stranger_cert),
                 ("ENATE_BRIDGE__AMQP__TLS__KEY_FILE", &stranger_key),
             ],
+            // Its alert, every time: the reset that used to race it
+            // (see `CERTIFICATE_VERDICT_WINDOW` in src/amqp/tls.rs) is gone.
             &[
                 "amqp.tls.cert_file",
                 "refused the bridge's TLS client certificate",
+                "received fatal alert: UnknownCA",
             ],
         ),
     ];
@@ -389,7 +404,10 @@ async fn every_certificate_problem_at_start_stops_it_with_exit_1_naming_the_key_
     )
     .await;
     eprintln!("tls: no client certificate for a broker that wants one: exit {code}");
-    if code != 1 || !output.contains("refused the bridge's TLS client certificate") {
+    if code != 1
+        || !output.contains("refused the bridge's TLS client certificate")
+        || !output.contains("received fatal alert: CertificateRequired")
+    {
         failures.push(format!(
             "no client certificate: exit {code}, expected 1 and the refusal in:\n{output}"
         ));
@@ -535,4 +553,108 @@ async fn the_broker_stopped_under_load_over_tls_and_started_again_loses_nothing(
         "the outage was not spooled: {}",
         verdict.line()
     );
+}
+
+/// A TLS server (rustls, TLS 1.2 and 1.3, `cert` as its certificate, no
+/// client certificate asked for) that completes each handshake, sends its
+/// session tickets, and closes: with close_notify on every other connection,
+/// without it on the others. What a TLS-terminating proxy or load balancer
+/// whose backend is down does. Returns its port and how many handshakes it
+/// completed.
+fn cut_after_handshake_server(cert: &TestCert) -> (u16, Arc<AtomicUsize>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let counted = handshakes.clone();
+    // Lives as long as the test process; one connection at a time is plenty.
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            let Ok(mut tls) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut shook = true;
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut socket).is_err() {
+                    shook = false;
+                    break;
+                }
+            }
+            if !shook {
+                continue;
+            }
+            let nth = counted.fetch_add(1, Ordering::SeqCst);
+            if nth % 2 == 1 {
+                tls.send_close_notify();
+            }
+            while tls.wants_write() {
+                if tls.write_tls(&mut socket).is_err() {
+                    break;
+                }
+            }
+            drop(socket);
+        }
+    });
+    (port, handshakes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_endpoint_that_closes_right_after_the_handshake_is_unreachable_and_retried_not_a_refused_certificate()
+ {
+    let _serial = serial().await;
+    let pki = Pki::new();
+    let (port, handshakes) = cut_after_handshake_server(&pki.node_cert);
+    let spool = temp_spool();
+    // No client certificate configured: the old heuristic called this a
+    // refused client certificate and stopped the start with exit 1.
+    let bridge = Bridge::start_with(
+        &format!("amqps://guest:guest@127.0.0.1:{port}/%2f"),
+        spool.path(),
+        &[("ENATE_BRIDGE__AMQP__TLS__CA_FILE", &pki.path("ca.pem"))],
+    )
+    .await;
+    // Several completed handshakes, each cut (with and without close_notify),
+    // and the bridge still runs and answers.
+    eventually(
+        Duration::from_secs(30),
+        "the bridge to complete 4 handshakes with the cutting endpoint",
+        || async {
+            match handshakes.load(Ordering::SeqCst) {
+                done if done >= 4 => Ok(()),
+                done => Err(format!("{done} handshakes")),
+            }
+        },
+    )
+    .await;
+    let (_, readyz) = bridge.readyz().await.expect("the bridge still runs");
+    assert_eq!(readyz["broker"]["status"], "unavailable", "{readyz}");
+    let reason = readyz["broker"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("right after the handshake")
+            && !reason.contains("client certificate")
+            && !reason.contains("guest:guest"),
+        "{readyz}"
+    );
+    assert_eq!(bridge.metric("enate_bridge_amqp_tls_refused").await, 0.0);
+    assert!(
+        bridge.log_lines_with("failed on a certificate").is_empty(),
+        "no certificate ERROR line"
+    );
+    assert_eq!(post_one(&bridge, "spooled-1").await, "spooled");
 }
