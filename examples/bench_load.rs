@@ -11,11 +11,15 @@
 //! cargo run --release --example bench_load -- \
 //!     --url http://127.0.0.1:8080/webhooks/PacketUpdated --secret s --concurrency 64 --duration 10
 //! ```
+//! With an `https://` URL each connection is TLS (rustls, ALPN http/1.1),
+//! trusting only `--ca-file`; the handshakes, like the TCP connects, happen
+//! before the clock starts.
+//!
 //! `scripts/bench` runs it; `--help` lists every option.
 
 mod bench_support;
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use anyhow::Context;
 use bench_support::{LoadArgs, Pacer, Tally, Watcher};
@@ -23,15 +27,25 @@ use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, body::Bytes, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::json;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
 struct Cli {
-    /// Where to POST, e.g. http://127.0.0.1:8080/webhooks/PacketUpdated.
+    /// Where to POST, e.g. http://127.0.0.1:8080/webhooks/PacketUpdated
+    /// (https:// with `--ca-file`).
     #[arg(long)]
     url: String,
+    /// With an https:// URL: the PEM CA the server's certificate must chain to
+    /// (the only root trusted).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// What to send.
     #[arg(long, value_enum, default_value_t = Body::Enate)]
     body: Body,
@@ -67,7 +81,13 @@ struct Target {
     header: (&'static str, String),
     queue: String,
     body_bytes: usize,
+    /// With an https:// URL: the connector and the name the certificate must carry.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
+
+/// A connection's byte stream, plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -84,19 +104,30 @@ async fn main() -> anyhow::Result<()> {
             format!("Basic {}", base64(&cli.credentials)),
         ),
     };
-    let target = std::sync::Arc::new(Target {
+    let tls = match (url.scheme_str(), &cli.ca_file) {
+        (Some("https"), Some(ca_file)) => Some((
+            tls_connector(ca_file)?,
+            ServerName::try_from(url.host().context("--url has no host")?.to_string())
+                .context("--url's host as a TLS server name")?,
+        )),
+        (Some("https"), None) => anyhow::bail!("an https:// --url needs --ca-file"),
+        (_, Some(_)) => anyhow::bail!("--ca-file needs an https:// --url"),
+        _ => None,
+    };
+    let target = Arc::new(Target {
         authority,
         path: url.path().to_string(),
         body: cli.body,
         header,
         queue: cli.queue.clone(),
         body_bytes: cli.body_bytes,
+        tls,
     });
 
     // Connect every connection before the clock starts.
     let mut senders = Vec::with_capacity(cli.load.concurrency);
     for _ in 0..cli.load.concurrency {
-        senders.push(connect(&target.authority).await?);
+        senders.push(connect(&target).await?);
     }
     let pacer = Pacer::new(&cli.load);
     let watcher = Watcher::start(&cli.load, &pacer);
@@ -127,11 +158,39 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+/// A client configuration trusting only the CA in `ca_file`, offering http/1.1.
+fn tls_connector(ca_file: &std::path::Path) -> anyhow::Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file)
+        .with_context(|| format!("reading --ca-file {}", ca_file.display()))?
+    {
+        roots.add(cert.context("--ca-file")?)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+async fn connect(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let authority = target.authority.as_str();
     let stream = TcpStream::connect(authority)
         .await
         .with_context(|| format!("connecting to {authority}"))?;
     stream.set_nodelay(true)?;
+    let stream: Box<dyn Io> = match &target.tls {
+        Some((connector, name)) => Box::new(
+            connector
+                .connect(name.clone(), stream)
+                .await
+                .with_context(|| format!("the TLS handshake with {authority}"))?,
+        ),
+        None => Box::new(stream),
+    };
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
@@ -153,7 +212,7 @@ async fn run_worker(
         let broken = matches!(&outcome, Err(kind) if kind.starts_with("connection"));
         tally.record(ticket, sent, outcome);
         if broken {
-            match connect(&target.authority).await {
+            match connect(target).await {
                 Ok(fresh) => sender = fresh,
                 Err(error) => {
                     eprintln!("worker {worker}: cannot reconnect: {error:#}");

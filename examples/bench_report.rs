@@ -89,7 +89,48 @@ const PHASES: &[(&str, &str)] = &[
     ("tls-amqps-1", "bridge amqps:// (tls node), 1"),
     ("tls-amqp-2", "bridge amqp:// (tls node), 2"),
     ("tls-amqps-2", "bridge amqps:// (tls node), 2"),
+    // The `https` phase: the bridge's ingress over http:// and https://, alternating.
+    ("https-http-1", "bridge ingress http://, 1"),
+    ("https-https-1", "bridge ingress https://, 1"),
+    ("https-http-2", "bridge ingress http://, 2"),
+    ("https-https-2", "bridge ingress https://, 2"),
 ];
+
+/// The `https` phase's rounds (`https-http-N`, `https-https-N`, closed loop):
+/// bridge over https / bridge over http at the ingress, the throughput and the
+/// p99 ratio, each the ratio of the rounds' means, and the rounds for a note.
+fn ingress_https(phases: &BTreeMap<String, Value>) -> (Option<f64>, Option<f64>, Option<String>) {
+    let get = |label: String, pointer: &str| phases.get(&label).and_then(|p| num(p, pointer));
+    let mean = |scheme: &str, pointer: &str| {
+        let values: Vec<f64> = (1..=2)
+            .filter_map(|round| get(format!("https-{scheme}-{round}"), pointer))
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let throughput = ratio(
+        mean("https", "/throughput_per_s"),
+        mean("http", "/throughput_per_s"),
+    );
+    let p99 = ratio(
+        mean("https", "/latency/p99_ms"),
+        mean("http", "/latency/p99_ms"),
+    );
+    let rounds: Vec<String> = (1..=2)
+        .filter_map(|round| {
+            let plain = get(format!("https-http-{round}"), "/throughput_per_s")?;
+            let tls = get(format!("https-https-{round}"), "/throughput_per_s")?;
+            Some(format!("{plain:.0} vs {tls:.0}/s"))
+        })
+        .collect();
+    let note = throughput.map(|t| {
+        format!(
+            "HTTPS at the ingress (the same bridge build and broker, http:// then https:// with [server.tls], alternating): throughput {t:.2} x, p99 {} x; rounds http vs https: {}",
+            cell(p99, 2),
+            rounds.join(", ")
+        )
+    });
+    (throughput, p99, note)
+}
 
 /// The `tls` phase's rounds (`tls-amqp-N`, `tls-amqps-N`, closed loop):
 /// bridge over amqps / bridge over amqp, the throughput and the p99 ratio,
@@ -402,6 +443,8 @@ fn table(
     }
     let (tls_throughput, tls_p99, tls_note) = broker_tls(&phases);
     notes.extend(tls_note);
+    let (https_throughput, https_p99, https_note) = ingress_https(&phases);
+    notes.extend(https_note);
     println!();
     for note in &notes {
         println!("note: {note}");
@@ -421,6 +464,13 @@ fn table(
             cell(tls_p99, 2)
         );
     }
+    if https_throughput.is_some() {
+        println!(
+            "ratios bridge over https / bridge over http (https phase, ingress): throughput {}, p99 {}",
+            cell(https_throughput, 2),
+            cell(https_p99, 2)
+        );
+    }
 
     let result = json!({
         "command": command,
@@ -435,6 +485,8 @@ fn table(
             "drained": drain_ratio,
             "broker_tls_throughput": tls_throughput,
             "broker_tls_p99": tls_p99,
+            "ingress_https_throughput": https_throughput,
+            "ingress_https_p99": https_p99,
         },
         "notes": notes,
     });
