@@ -36,11 +36,7 @@ use std::{
 };
 
 use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
-use lapin::{
-    Channel, Confirmation, Connection,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::ShortString,
-};
+use lapin::{Channel, Confirmation, Connection, options::ConfirmSelectOptions, types::ShortString};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
@@ -187,17 +183,8 @@ impl Lane {
                 channel
             }
         };
-        channel
-            .basic_publish(
-                message.exchange,
-                message.routing_key,
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
-                &message.body,
-                message.properties,
-            )
+        message
+            .send(&channel)
             .await
             .map_err(|error| self.failure(error))
     }
@@ -259,7 +246,8 @@ fn returned_id(result: &lapin::Result<Confirmation>) -> Option<&ShortString> {
     }
 }
 
-async fn confirm_channel(connection: &Connection) -> lapin::Result<Channel> {
+/// A channel of `connection` in confirm mode.
+pub async fn confirm_channel(connection: &Connection) -> lapin::Result<Channel> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lapin::{BasicProperties, types::ShortString};
+use lapin::{
+    BasicProperties, Channel, PublisherConfirm, options::BasicPublishOptions, types::ShortString,
+};
 
 /// One message to publish, persistent and `mandatory`. `properties` should
 /// carry a `message_id`: it is how a returned message is matched to its publish.
@@ -14,6 +16,26 @@ pub struct Message {
     pub routing_key: ShortString,
     pub body: Bytes,
     pub properties: BasicProperties,
+}
+
+impl Message {
+    /// Sends it on `channel` as every publisher of the bridge does: `mandatory`,
+    /// so that an unroutable message comes back instead of vanishing. The
+    /// confirm is the caller's to await.
+    pub async fn send(self, channel: &Channel) -> lapin::Result<PublisherConfirm> {
+        channel
+            .basic_publish(
+                self.exchange,
+                self.routing_key,
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &self.body,
+                self.properties,
+            )
+            .await
+    }
 }
 
 /// A message RabbitMQ confirmed, and where its time went on its lane: the

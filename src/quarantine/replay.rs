@@ -21,10 +21,7 @@ use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use jiff::Timestamp;
-use lapin::{
-    Channel, Confirmation, Connection, PublisherConfirm,
-    options::{BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions},
-};
+use lapin::{Channel, Confirmation, Connection, PublisherConfirm, options::BasicAckOptions};
 use serde::Serialize;
 
 use super::{connect, held::Held, open_quarantine};
@@ -250,28 +247,16 @@ async fn publish(
     channel: &Channel,
     message: crate::amqp::Message,
 ) -> anyhow::Result<PublisherConfirm> {
-    channel
-        .basic_publish(
-            message.exchange,
-            message.routing_key,
-            BasicPublishOptions {
-                mandatory: true,
-                immediate: false,
-            },
-            &message.body,
-            message.properties,
-        )
+    message
+        .send(channel)
         .await
         .context("publishing to RabbitMQ")
 }
 
 async fn confirm_channel(connection: &Connection) -> anyhow::Result<Channel> {
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
+    crate::amqp::confirm_channel(connection)
         .await
-        .context("putting the replay's channel in confirm mode")?;
-    Ok(channel)
+        .context("putting the replay's channel in confirm mode")
 }
 
 /// The report for a person.
