@@ -35,6 +35,8 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 /// The durable queue bound to `enate` with '#': what the checker reads.
 pub(crate) const QUEUE: &str = "faults.all";
 const EXCHANGE: &str = "enate";
+/// The queue of the bridge's default `amqp.unrouted_exchange`.
+const UNROUTED_QUEUE: &str = "enate.unrouted";
 
 /// How long the bridge gets to drain its spool once the fault has healed.
 pub(crate) const DRAIN_WITHIN: Duration = Duration::from_secs(90);
@@ -96,7 +98,62 @@ pub(crate) async fn check(name: &str, node: &Node, bridge: &Bridge, history: &Hi
     let delivered = drain_queue(&node.url(), QUEUE).await;
     let mut verdict = Verdict::compute(name, history, &delivered);
     verdict.note(format!("drain={:.1}s", drain.as_secs_f64()));
+    if !verdict.lost.is_empty() {
+        account_for_a_lost_binding(node, &mut verdict).await;
+    }
     verdict
+}
+
+/// Looks for the events the checker's queue lacks in the unrouted queue.
+///
+/// Once (in CI, never on a developer's machine in 14 runs) a node killed with
+/// kill -9 came back without some events of the load in `faults.all` while
+/// the bridge had its confirms for every one: the signature of a binding gone
+/// after the restart, when the exchange's alternate exchange takes what
+/// `enate` cannot route (recreated here by unbinding the queue after the
+/// boot). Such an event is not lost: it is in RabbitMQ, in the queue that
+/// exists for that. It is accepted only if the binding really is gone;
+/// with the binding in place, an event in the unrouted queue is a bug of the
+/// bridge, and stays lost. Either way the node's queues, bindings and log
+/// warnings are printed.
+async fn account_for_a_lost_binding(node: &Node, verdict: &mut Verdict) {
+    let unrouted = drain_queue(&node.url(), UNROUTED_QUEUE).await;
+    let unrouted: std::collections::HashSet<&str> = unrouted.iter().map(String::as_str).collect();
+    let bindings = node
+        .ctl_async(&[
+            "list_bindings",
+            "-q",
+            "--no-table-headers",
+            "source_name",
+            "destination_name",
+        ])
+        .await
+        .unwrap_or_else(|error| panic!("listing the node's bindings: {error}"));
+    let bound = bindings
+        .lines()
+        .any(|line| line.split('\t').collect::<Vec<_>>() == [EXCHANGE, QUEUE]);
+    let found = verdict
+        .lost
+        .iter()
+        .filter(|record| unrouted.contains(record.reference.as_str()))
+        .count();
+    eprintln!(
+        "{}: {} event(s) not in {QUEUE}, {found} of them in {UNROUTED_QUEUE}; \
+         {QUEUE} {} bound to {EXCHANGE}; the node holds:\n{}",
+        verdict.name,
+        verdict.lost.len(),
+        if bound { "is" } else { "is no longer" },
+        node.diagnosis().await
+    );
+    verdict.note(format!(
+        "not_in_{QUEUE}={} in_{UNROUTED_QUEUE}={found} bound={bound}",
+        verdict.lost.len()
+    ));
+    if !bound {
+        verdict
+            .lost
+            .retain(|record| !unrouted.contains(record.reference.as_str()));
+    }
 }
 
 /// Time from now until /readyz says the broker is connected.

@@ -404,6 +404,51 @@ impl Node {
             .sum()
     }
 
+    /// What the node holds, for a test's failure report: every queue with its
+    /// ready and unacked messages, every binding, and the node log's warnings.
+    pub async fn diagnosis(&self) -> String {
+        let mut report = String::new();
+        for args in [
+            &[
+                "list_queues",
+                "-q",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ][..],
+            &[
+                "list_bindings",
+                "-q",
+                "source_name",
+                "destination_name",
+                "routing_key",
+            ][..],
+        ] {
+            let listing = self.ctl_async(args).await.unwrap_or_else(|error| error);
+            report.push_str(&format!("rabbitmqctl {}:\n{listing}\n", args[0]));
+        }
+        let warnings: Vec<String> = std::fs::read_dir(self.dir.join("log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+            .flat_map(|entry| {
+                std::fs::read_to_string(entry.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|line| line.contains("[warning]") || line.contains("[error]"))
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let skip = warnings.len().saturating_sub(40);
+        report.push_str(&format!(
+            "node log warnings and errors (last 40):\n{}\n",
+            warnings[skip..].join("\n")
+        ));
+        report
+    }
+
     /// The messages of `queue` that no consumer has acked yet: ready or
     /// delivered and unacknowledged (a passive declare counts only the ready).
     pub async fn unacked_messages(&self, queue: &str) -> Result<u64, String> {
