@@ -247,7 +247,7 @@ fn returned_id(result: &lapin::Result<Confirmation>) -> Option<&ShortString> {
 }
 
 /// A channel of `connection` in confirm mode.
-pub async fn confirm_channel(connection: &Connection) -> lapin::Result<Channel> {
+async fn confirm_channel(connection: &Connection) -> lapin::Result<Channel> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

@@ -35,7 +35,7 @@ mod url;
 
 pub use broker::{Broker, BrokerStatus};
 pub use command::connect_for_command;
-pub use lane::{Ticket, confirm_channel};
+pub use lane::{LaneHandle, Ticket};
 pub use message::{Confirmed, Message, PublishError};
 pub use ordered::OrderedLane;
 pub use settings::BrokerSettings;

@@ -69,7 +69,7 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         not_read: reader.short_by(),
         groups: groups.into_values().collect(),
     };
-    super::close(reader, connection, "listed").await;
+    super::close(reader, &connection, "listed").await;
     if json {
         println!("{}", serde_json::to_string_pretty(&listing)?);
     } else {

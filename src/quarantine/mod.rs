@@ -113,7 +113,7 @@ async fn open_quarantine(
 /// Closes the reader's channel (handing back what it did not ack) and the
 /// connection, giving up after a while: the result is already known, and a
 /// connection that died at the last moment must not hold the command.
-async fn close(reader: held::Reader, connection: Connection, why: &str) {
+async fn close(reader: held::Reader, connection: &Connection, why: &str) {
     let closing = async {
         reader.close().await;
         let _ = connection.close(200, why.into()).await;

@@ -11,29 +11,40 @@
 //! - It names no webhook the bridge knows: it is put back unchanged, the same way.
 //!
 //! The original is acked only once the broker has confirmed what replaced it.
-//! Killed at any moment, a run leaves each message either still in the
+//! Confirms are pipelined, as the ingress's are: up to `IN_FLIGHT` originals
+//! have their replacements on the wire at once, sent in order by one lane
+//! (`amqp::LaneHandle`, which also matches a returned message to its own
+//! publish), each original acked as its own confirms arrive. Killed at any moment, a run leaves each message either still in the
 //! quarantine (unacked messages go back, see `held`) or replayed, perhaps
 //! both: a second run completes the job, duplicates allowed, losses not.
-//! The first broker failure ends the run with an error, the message in hand
-//! unacked.
+//! The first broker failure ends the run with an error: what is already in
+//! flight is settled first (acked where confirmed), the rest stays unacked.
 
-use std::{collections::BTreeMap, process::ExitCode, time::Duration};
+use std::{collections::BTreeMap, process::ExitCode, sync::Arc, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use futures::{StreamExt, stream::FuturesOrdered};
 use jiff::Timestamp;
-use lapin::{Channel, Confirmation, Connection, PublisherConfirm, options::BasicAckOptions};
+use lapin::options::BasicAckOptions;
 use serde::Serialize;
+use tokio_util::task::TaskTracker;
 
 use super::{connect, held::Held, open_quarantine};
 use crate::{
+    amqp::{LaneHandle, Ticket},
     config::Settings,
     delivery::{Destinations, Outgoing},
     event::{EventBuilder, event_id},
     payload::{SplitError, split_body_at_most},
 };
 
-/// Unacked messages in hand at once: replay acks each as it goes.
-const PREFETCH: u16 = 64;
+/// Originals whose replacements are in flight at once.
+const IN_FLIGHT: usize = 32;
+/// Unacked messages the broker sends ahead: more than are in flight, so the
+/// next one is always there to read.
+const PREFETCH: u16 = 2 * IN_FLIGHT as u16;
+/// Confirms the lane keeps in flight (an original can have several events).
+const LANE_WINDOW: usize = 256;
 
 /// What one quarantined message becomes now.
 enum Fate {
@@ -74,66 +85,68 @@ struct StillInvalid {
 }
 
 pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let connection = connect(settings, "quarantine replay").await?;
-    let publisher = if dry_run {
-        None
-    } else {
-        Some(confirm_channel(&connection).await?)
-    };
+    let connection = Arc::new(connect(settings, "quarantine replay").await?);
+    let lane_tasks = TaskTracker::new();
+    let mut publisher = (!dry_run).then(|| Publisher {
+        lane: LaneHandle::start(connection.clone(), LANE_WINDOW, &lane_tasks),
+        destinations: Destinations {
+            exchange: settings.amqp.exchange.clone(),
+            quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
+        },
+        confirm_timeout: Duration::from_millis(settings.amqp.confirm_timeout_ms),
+    });
     // A dry run acks nothing, so it cannot have a prefetch limit (see `list`).
     let prefetch = if dry_run { 0 } else { PREFETCH };
     let mut reader = open_quarantine(&connection, settings, prefetch).await?;
     let builder = EventBuilder::from_settings(settings);
-    let destinations = Destinations {
-        exchange: settings.amqp.exchange.clone(),
-        quarantine_exchange: settings.amqp.quarantine_exchange.clone(),
-    };
     let mut report = Report {
         dry_run,
         queue: settings.amqp.quarantine_exchange.clone(),
         messages: reader.present,
         ..Report::default()
     };
-    let confirm_timeout = Duration::from_millis(settings.amqp.confirm_timeout_ms);
     let mut invalid: BTreeMap<(String, String), u64> = BTreeMap::new();
-    while let Some(held) = reader.next().await? {
+    let mut in_flight = FuturesOrdered::new();
+    let mut failure = None;
+    loop {
+        if in_flight.len() >= IN_FLIGHT {
+            if let Some(Err(error)) = in_flight.next().await {
+                failure = Some(error);
+                break;
+            }
+            continue;
+        }
+        let held = match reader.next().await {
+            Ok(Some(held)) => held,
+            Ok(None) => break,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        };
         let fate = fate(&held, &builder, settings.server.max_events_per_request);
-        match &fate {
-            Fate::Events(events) => {
-                report.replayed += 1;
-                report.events += events.len() as u64;
-                for event in events {
-                    *report
-                        .events_by_routing_key
-                        .entry(event.routing_key.clone())
-                        .or_default() += 1;
+        count(&mut report, &mut invalid, &fate);
+        if let Some(publisher) = &mut publisher {
+            match publisher.send(&held, &fate).await {
+                Ok(tickets) => in_flight.push_back(publisher.settle(held, tickets)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
                 }
             }
-            Fate::StillInvalid(message) => {
-                report.still_quarantined += 1;
-                let reason = held_reason(message);
-                *invalid
-                    .entry((message.webhook.enate_name().to_string(), reason))
-                    .or_default() += 1;
-            }
-            Fate::Unknown => report.unknown_webhook += 1,
         }
-        if let Some(channel) = &publisher {
-            // Publishing, confirming and acking, bounded as the ingress's
-            // publish is (`amqp.confirm_timeout_ms`).
-            tokio::time::timeout(
-                confirm_timeout,
-                settle(channel, &destinations, &held, &fate),
-            )
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "RabbitMQ did not confirm within {} ms (amqp.confirm_timeout_ms); \
-                         the message in hand stays in the quarantine",
-                    confirm_timeout.as_millis()
-                )
-            })??;
+    }
+    // What is in flight is settled either way: each confirmed original acked,
+    // so that a failed run leaves as few duplicates as it can.
+    while let Some(settled) = in_flight.next().await {
+        if let Err(error) = settled {
+            failure.get_or_insert(error);
         }
+    }
+    drop(publisher);
+    lane_tasks.close();
+    if let Some(error) = failure {
+        return Err(error);
     }
     report.not_read = reader.short_by();
     report.still_invalid = invalid
@@ -144,7 +157,7 @@ pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Resu
             messages,
         })
         .collect();
-    super::close(reader, connection, "replayed").await;
+    super::close(reader, &connection, "replayed").await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -193,70 +206,105 @@ fn held_reason(message: &Outgoing) -> String {
         .unwrap_or_default()
 }
 
-/// Publishes what replaces `held`, waits for every confirm, then acks it.
-async fn settle(
-    channel: &Channel,
-    destinations: &Destinations,
-    held: &Held,
-    fate: &Fate,
-) -> anyhow::Result<()> {
-    let mut pending = Vec::new();
+/// Counts what `fate` makes of one message in the report.
+fn count(report: &mut Report, invalid: &mut BTreeMap<(String, String), u64>, fate: &Fate) {
     match fate {
         Fate::Events(events) => {
+            report.replayed += 1;
+            report.events += events.len() as u64;
             for event in events {
-                let message = destinations.amqp_message(event);
-                pending.push(publish(channel, message).await?);
+                *report
+                    .events_by_routing_key
+                    .entry(event.routing_key.clone())
+                    .or_default() += 1;
             }
         }
         Fate::StillInvalid(message) => {
-            pending.push(publish(channel, destinations.amqp_message(message)).await?);
+            report.still_quarantined += 1;
+            let reason = held_reason(message);
+            *invalid
+                .entry((message.webhook.enate_name().to_string(), reason))
+                .or_default() += 1;
         }
-        Fate::Unknown => {
-            let message = crate::amqp::Message {
-                exchange: destinations.quarantine_exchange.as_str().into(),
+        Fate::Unknown => report.unknown_webhook += 1,
+    }
+}
+
+/// Where a run publishes: one lane, so its messages go out in read order.
+struct Publisher {
+    lane: LaneHandle,
+    destinations: Destinations,
+    confirm_timeout: Duration,
+}
+
+impl Publisher {
+    /// Queues on the lane what replaces `held`: its tickets, in order.
+    async fn send(&self, held: &Held, fate: &Fate) -> anyhow::Result<Vec<Ticket>> {
+        let messages = match fate {
+            Fate::Events(events) => events
+                .iter()
+                .map(|event| self.destinations.amqp_message(event))
+                .collect(),
+            Fate::StillInvalid(message) => vec![self.destinations.amqp_message(message)],
+            Fate::Unknown => vec![crate::amqp::Message {
+                exchange: self.destinations.quarantine_exchange.as_str().into(),
                 routing_key: held.routing_key.as_str().into(),
                 body: held.body.clone().into(),
                 properties: held.properties.clone(),
+            }],
+        };
+        let mut tickets = Vec::with_capacity(messages.len());
+        for message in messages {
+            // The lane waits for room while the broker confirms nothing (a
+            // memory alarm): bounded like a confirm.
+            let submitted = tokio::time::timeout(self.confirm_timeout, self.lane.submit(message))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "RabbitMQ took no message within {} ms (amqp.confirm_timeout_ms)",
+                        self.confirm_timeout.as_millis()
+                    )
+                })?;
+            tickets.push(submitted.context("publishing to RabbitMQ")?);
+        }
+        Ok(tickets)
+    }
+
+    /// Waits for every confirm of `held`'s replacements, then acks it; bounded
+    /// as the ingress's publish is (`amqp.confirm_timeout_ms`), counted from
+    /// when they were queued (not from when this future is first polled).
+    fn settle(
+        &self,
+        held: Held,
+        tickets: Vec<Ticket>,
+    ) -> impl Future<Output = anyhow::Result<()>> + use<> {
+        let timeout = self.confirm_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        async move {
+            let confirms = async {
+                for ticket in tickets {
+                    ticket.verdict().await.map_err(|error| {
+                        anyhow::anyhow!("{error}; the original stays in the quarantine")
+                    })?;
+                }
+                anyhow::Ok(())
             };
-            pending.push(publish(channel, message).await?);
+            tokio::time::timeout_at(deadline, confirms)
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "RabbitMQ did not confirm within {} ms (amqp.confirm_timeout_ms); \
+                     the original stays in the quarantine",
+                        timeout.as_millis()
+                    )
+                })??;
+            held.acker
+                .ack(BasicAckOptions::default())
+                .await
+                .context("acking the replayed quarantine message")?;
+            Ok(())
         }
     }
-    for confirm in pending {
-        match confirm.await.context("waiting for RabbitMQ's confirm")? {
-            Confirmation::Ack(None) => {}
-            Confirmation::Ack(Some(_)) => {
-                bail!(
-                    "RabbitMQ returned a message as unroutable; the original stays in the quarantine"
-                )
-            }
-            Confirmation::Nack(_) => {
-                bail!("RabbitMQ refused a message (nack); the original stays in the quarantine")
-            }
-            Confirmation::NotRequested => bail!("the channel is not in confirm mode"),
-        }
-    }
-    held.acker
-        .ack(BasicAckOptions::default())
-        .await
-        .context("acking the replayed quarantine message")?;
-    Ok(())
-}
-
-/// Sends one message, `mandatory` as the ingress sends it.
-async fn publish(
-    channel: &Channel,
-    message: crate::amqp::Message,
-) -> anyhow::Result<PublisherConfirm> {
-    message
-        .send(channel)
-        .await
-        .context("publishing to RabbitMQ")
-}
-
-async fn confirm_channel(connection: &Connection) -> anyhow::Result<Channel> {
-    crate::amqp::confirm_channel(connection)
-        .await
-        .context("putting the replay's channel in confirm mode")
 }
 
 /// The report for a person.
