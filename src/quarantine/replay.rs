@@ -14,7 +14,9 @@
 //! Confirms are pipelined, as the ingress's are: up to `IN_FLIGHT` originals
 //! have their replacements on the wire at once, sent in order by one lane
 //! (`amqp::LaneHandle`, which also matches a returned message to its own
-//! publish), each original acked as its own confirms arrive. Killed at any moment, a run leaves each message either still in the
+//! publish), each original acked as its own confirms arrive.
+//!
+//! Killed at any moment, a run leaves each message either still in the
 //! quarantine (unacked messages go back, see `held`) or replayed, perhaps
 //! both: a second run completes the job, duplicates allowed, losses not.
 //! The first broker failure ends the run with an error: what is already in
@@ -87,7 +89,7 @@ struct StillInvalid {
 pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
     let connection = Arc::new(connect(settings, "quarantine replay").await?);
     let lane_tasks = TaskTracker::new();
-    let mut publisher = (!dry_run).then(|| Publisher {
+    let publisher = (!dry_run).then(|| Publisher {
         lane: LaneHandle::start(connection.clone(), LANE_WINDOW, &lane_tasks),
         destinations: Destinations {
             exchange: settings.amqp.exchange.clone(),
@@ -126,7 +128,7 @@ pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Resu
         };
         let fate = fate(&held, &builder, settings.server.max_events_per_request);
         count(&mut report, &mut invalid, &fate);
-        if let Some(publisher) = &mut publisher {
+        if let Some(publisher) = &publisher {
             match publisher.send(&held, &fate).await {
                 Ok(tickets) => in_flight.push_back(publisher.settle(held, tickets)),
                 Err(error) => {
@@ -143,8 +145,8 @@ pub async fn run(settings: &Settings, dry_run: bool, json: bool) -> anyhow::Resu
             failure.get_or_insert(error);
         }
     }
+    // Everything in flight is settled: dropping the handle ends the lane.
     drop(publisher);
-    lane_tasks.close();
     if let Some(error) = failure {
         return Err(error);
     }

@@ -387,21 +387,29 @@ impl Node {
         Ok(())
     }
 
-    /// How many lines of the node's own log (RABBITMQ_LOG_BASE) contain `needle`.
-    pub fn log_lines_with(&self, needle: &str) -> usize {
+    /// Every line of the node's own log files (RABBITMQ_LOG_BASE).
+    fn log_lines(&self) -> Vec<String> {
         std::fs::read_dir(self.dir.join("log"))
             .into_iter()
             .flatten()
             .flatten()
             .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
-            .map(|entry| {
+            .flat_map(|entry| {
                 std::fs::read_to_string(entry.path())
                     .unwrap_or_default()
                     .lines()
-                    .filter(|line| line.contains(needle))
-                    .count()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
             })
-            .sum()
+            .collect()
+    }
+
+    /// How many lines of the node's own log (RABBITMQ_LOG_BASE) contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> usize {
+        self.log_lines()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .count()
     }
 
     /// What the node holds, for a test's failure report: every queue with its
@@ -427,19 +435,10 @@ impl Node {
             let listing = self.ctl_async(args).await.unwrap_or_else(|error| error);
             report.push_str(&format!("rabbitmqctl {}:\n{listing}\n", args[0]));
         }
-        let warnings: Vec<String> = std::fs::read_dir(self.dir.join("log"))
+        let warnings: Vec<String> = self
+            .log_lines()
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
-            .flat_map(|entry| {
-                std::fs::read_to_string(entry.path())
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|line| line.contains("[warning]") || line.contains("[error]"))
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
+            .filter(|line| line.contains("[warning]") || line.contains("[error]"))
             .collect();
         let skip = warnings.len().saturating_sub(40);
         report.push_str(&format!(
