@@ -31,11 +31,18 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    future::{Future, poll_fn},
+    pin::Pin,
     sync::Arc,
+    task::Poll,
     time::Instant,
 };
 
-use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
+use futures::{
+    FutureExt, StreamExt,
+    future::{MaybeDone, maybe_done},
+    stream::FuturesUnordered,
+};
 use lapin::{Channel, Confirmation, Connection, options::ConfirmSelectOptions, types::ShortString};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -145,24 +152,43 @@ impl Lane {
                     self.settle(settled);
                 }
                 request = queue.recv(), if open && in_flight.len() < self.window => {
-                    let Some(Request { message, queued_at, reply }) = request else {
+                    let Some(first) = request else {
                         open = false;
                         continue;
                     };
-                    if reply.is_closed() {
-                        // The requester gave up before the message was sent.
+                    // With it, everything already queued that the window has room
+                    // for: the batch waits for one write by lapin's I/O thread,
+                    // where one message at a time made the last of a burst wait
+                    // for every write before its own.
+                    let mut batch = vec![first];
+                    while in_flight.len() + batch.len() < self.window {
+                        let Ok(more) = queue.try_recv() else { break };
+                        batch.push(more);
+                    }
+                    // A requester that gave up before its message was sent.
+                    batch.retain(|request| !request.reply.is_closed());
+                    if batch.is_empty() {
                         continue;
                     }
                     let taken_at = Instant::now();
-                    let message_id = message.properties.message_id().clone();
-                    match self.send(message).await {
-                        Ok(confirm) => {
-                            let sent_at = Instant::now();
-                            let tracked = InFlight { message_id, taken_at, queued_at, sent_at, reply };
-                            in_flight.push(confirm.map(move |result| (tracked, result)));
-                        }
-                        Err(error) => {
-                            let _ = reply.send(Err(error));
+                    let (requests, messages): (Vec<_>, Vec<_>) = batch
+                        .into_iter()
+                        .map(|Request { message, queued_at, reply }| {
+                            let message_id = message.properties.message_id().clone();
+                            ((message_id, queued_at, reply), message)
+                        })
+                        .unzip();
+                    let sent = self.send(messages).await;
+                    let sent_at = Instant::now();
+                    for ((message_id, queued_at, reply), result) in requests.into_iter().zip(sent) {
+                        match result {
+                            Ok(confirm) => {
+                                let tracked = InFlight { message_id, taken_at, queued_at, sent_at, reply };
+                                in_flight.push(confirm.map(move |result| (tracked, result)));
+                            }
+                            Err(error) => {
+                                let _ = reply.send(Err(error));
+                            }
                         }
                     }
                 }
@@ -170,23 +196,35 @@ impl Lane {
         }
     }
 
-    /// Hands the message to lapin on this lane's channel, opening the channel
-    /// if it is not open (first use, or closed by the broker after an error).
-    async fn send(&mut self, message: Message) -> Result<lapin::PublisherConfirm, PublishError> {
+    /// Hands the messages to lapin on this lane's channel, in their order, and
+    /// waits until its I/O thread has written them; opens the channel if it is
+    /// not open (first use, or closed by the broker after an error).
+    async fn send(
+        &mut self,
+        messages: Vec<Message>,
+    ) -> Vec<Result<lapin::PublisherConfirm, PublishError>> {
         let channel = match &self.channel {
             Some(channel) if channel.status().connected() => channel.clone(),
-            _ => {
-                let channel = confirm_channel(&self.connection)
-                    .await
-                    .map_err(|error| self.failure(error))?;
-                self.channel = Some(channel.clone());
-                channel
-            }
+            _ => match confirm_channel(&self.connection).await {
+                Ok(channel) => {
+                    self.channel = Some(channel.clone());
+                    channel
+                }
+                Err(error) => {
+                    let error = self.failure(error);
+                    return messages.iter().map(|_| Err(error.clone())).collect();
+                }
+            },
         };
-        message
-            .send(&channel)
+        let sends = messages
+            .into_iter()
+            .map(|message| Box::pin(message.send(&channel)))
+            .collect();
+        all_in_order(sends)
             .await
-            .map_err(|error| self.failure(error))
+            .into_iter()
+            .map(|sent| sent.map_err(|error| self.failure(error)))
+            .collect()
     }
 
     fn failure(&self, error: lapin::Error) -> PublishError {
@@ -234,6 +272,30 @@ impl Lane {
             let _ = message.reply.send(verdict);
         }
     }
+}
+
+/// Awaits every future, polling them in their order each time. A
+/// `basic_publish` takes its delivery tag and queues its frames on its first
+/// poll, so the messages go out in this order (the broker numbers them by
+/// arrival), and their writes are awaited together.
+async fn all_in_order<F: Future + Unpin>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<MaybeDone<F>> = futures.into_iter().map(maybe_done).collect();
+    poll_fn(|cx| {
+        let mut done = true;
+        for future in &mut pending {
+            done &= Pin::new(future).poll(cx).is_ready();
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    pending
+        .iter_mut()
+        .map(|future| {
+            Pin::new(future)
+                .take_output()
+                .expect("every future is done")
+        })
+        .collect()
 }
 
 /// The `message_id` of the returned message a confirm carries, if any.

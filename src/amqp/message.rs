@@ -45,7 +45,8 @@ pub struct Confirmed {
     /// From submitting it to the lane's task taking it: queued behind other
     /// sends or a full window, plus the task's wake-up.
     pub lane_wait: Duration,
-    /// Handing it to lapin (`basic_publish` until its frames are queued).
+    /// Handing it to lapin until its I/O thread has written it, with the rest
+    /// of its batch (the messages its lane took at once).
     pub send: Duration,
     /// From sent to RabbitMQ's confirm, as the lane saw it.
     pub confirm: Duration,
