@@ -152,6 +152,7 @@ fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings.log);
     let log_format = settings.log.format;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.amqp_threads())
         .enable_all()
         .build()
     {

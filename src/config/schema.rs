@@ -109,6 +109,9 @@ pub struct AmqpSettings {
     pub channels: usize,
     /// Unconfirmed messages in flight per channel at most. Safe at any value.
     pub confirms_per_channel: usize,
+    /// Threads that publish (lanes, forwarder, the connection's upkeep); 0
+    /// means half the CPU cores, at least one.
+    pub threads: usize,
     /// Heartbeat asked of the broker, unless the URL sets `?heartbeat=`.
     pub heartbeat_secs: u16,
     /// Name shown for the connection in the RabbitMQ management UI.
@@ -251,6 +254,7 @@ impl Default for AmqpSettings {
             confirm_timeout_ms: 5000,
             channels: 4,
             confirms_per_channel: 256,
+            threads: 0,
             heartbeat_secs: 10,
             connection_name: "enate-bridge".into(),
             tls: AmqpTlsSettings::default(),
@@ -306,6 +310,15 @@ impl Settings {
     pub fn max_in_flight(&self) -> usize {
         match self.server.max_in_flight {
             0 => 256 * std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
+    /// `amqp.threads`, with 0 resolved to half the CPU cores, at least one:
+    /// the HTTP workers already take one per core.
+    pub fn amqp_threads(&self) -> usize {
+        match self.amqp.threads {
+            0 => (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1),
             n => n,
         }
     }

@@ -161,6 +161,9 @@ impl Settings {
         if !(1..=65535).contains(&self.amqp.confirms_per_channel) {
             invalid!("amqp.confirms_per_channel", "must be between 1 and 65535");
         }
+        if self.amqp.threads > 1024 {
+            invalid!("amqp.threads", "must be between 0 and 1024");
+        }
         Ok(())
     }
 
