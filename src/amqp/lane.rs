@@ -156,44 +156,50 @@ impl Lane {
                         open = false;
                         continue;
                     };
-                    // With it, everything already queued that the window has room
-                    // for: the batch waits for one write by lapin's I/O thread,
-                    // where one message at a time made the last of a burst wait
-                    // for every write before its own.
-                    let mut batch = vec![first];
-                    while in_flight.len() + batch.len() < self.window {
-                        let Ok(more) = queue.try_recv() else { break };
-                        batch.push(more);
-                    }
-                    // A requester that gave up before its message was sent.
-                    batch.retain(|request| !request.reply.is_closed());
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    let taken_at = Instant::now();
-                    let (requests, messages): (Vec<_>, Vec<_>) = batch
-                        .into_iter()
-                        .map(|Request { message, queued_at, reply }| {
-                            let message_id = message.properties.message_id().clone();
-                            ((message_id, queued_at, reply), message)
-                        })
-                        .unzip();
-                    let sent = self.send(messages).await;
-                    let sent_at = Instant::now();
-                    for ((message_id, queued_at, reply), result) in requests.into_iter().zip(sent) {
-                        match result {
-                            Ok(confirm) => {
-                                let tracked = InFlight { message_id, taken_at, queued_at, sent_at, reply };
-                                in_flight.push(confirm.map(move |result| (tracked, result)));
-                            }
-                            Err(error) => {
-                                let _ = reply.send(Err(error));
-                            }
-                        }
+                    let batch = take_queued(first, &mut queue, self.window - in_flight.len());
+                    for (tracked, confirm) in self.send_batch(batch).await {
+                        in_flight.push(confirm.map(move |result| (tracked, result)));
                     }
                 }
             }
         }
+    }
+
+    /// Sends the batch; returns the messages lapin took, each with the confirm
+    /// that will settle it, and answers the others with their error.
+    async fn send_batch(
+        &mut self,
+        batch: Vec<Request>,
+    ) -> Vec<(InFlight, lapin::PublisherConfirm)> {
+        let taken_at = Instant::now();
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut requests = Vec::with_capacity(batch.len());
+        for request in batch {
+            let message_id = request.message.properties.message_id().clone();
+            requests.push((message_id, request.queued_at, request.reply));
+            messages.push(request.message);
+        }
+        let sent = self.send(messages).await;
+        let sent_at = Instant::now();
+        let mut taken = Vec::with_capacity(sent.len());
+        for ((message_id, queued_at, reply), result) in requests.into_iter().zip(sent) {
+            match result {
+                Ok(confirm) => {
+                    let tracked = InFlight {
+                        message_id,
+                        taken_at,
+                        queued_at,
+                        sent_at,
+                        reply,
+                    };
+                    taken.push((tracked, confirm));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+        taken
     }
 
     /// Hands the messages to lapin on this lane's channel, in their order, and
@@ -272,6 +278,20 @@ impl Lane {
             let _ = message.reply.send(verdict);
         }
     }
+}
+
+/// `first` and every request already queued behind it, `room` at most: sent
+/// as one batch, they wait for one write by lapin's I/O thread, where one
+/// message at a time made the last of a burst wait for every write before its
+/// own. Requesters that gave up before their message was sent are left out.
+fn take_queued(first: Request, queue: &mut mpsc::Receiver<Request>, room: usize) -> Vec<Request> {
+    let mut batch = vec![first];
+    while batch.len() < room {
+        let Ok(more) = queue.try_recv() else { break };
+        batch.push(more);
+    }
+    batch.retain(|request| !request.reply.is_closed());
+    batch
 }
 
 /// Awaits every future, polling them in their order each time. A
