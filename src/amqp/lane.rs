@@ -400,6 +400,36 @@ impl ReturnedIds {
 mod tests {
     use super::*;
 
+    /// A future that notes its first poll in `log` (its index), is pending
+    /// once, then notes that it is done (its index + 1000).
+    fn noting(
+        index: usize,
+        log: Arc<std::sync::Mutex<Vec<usize>>>,
+    ) -> Pin<Box<impl Future<Output = usize>>> {
+        Box::pin(async move {
+            log.lock().unwrap().push(index);
+            tokio::task::yield_now().await;
+            log.lock().unwrap().push(index + 1000);
+            index
+        })
+    }
+
+    #[tokio::test]
+    async fn all_in_order_starts_every_future_in_its_order_before_any_ends() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let futures = (0..40).map(|index| noting(index, log.clone())).collect();
+        let outputs = all_in_order(futures).await;
+        assert_eq!(outputs, (0..40).collect::<Vec<_>>());
+        let log = log.lock().unwrap();
+        let (first_polls, ends) = log.split_at(40);
+        assert_eq!(
+            first_polls,
+            (0..40).collect::<Vec<_>>(),
+            "every future started, in order, before any ended"
+        );
+        assert_eq!(ends.len(), 40);
+    }
+
     #[test]
     fn each_return_judges_one_message_of_its_id() {
         let mut ids = ReturnedIds::new(10);
