@@ -171,6 +171,10 @@ impl Lane {
         &mut self,
         batch: Vec<Request>,
     ) -> Vec<(InFlight, lapin::PublisherConfirm)> {
+        // Every requester gave up: nothing to send, no channel to open for it.
+        if batch.is_empty() {
+            return Vec::new();
+        }
         let taken_at = Instant::now();
         let mut messages = Vec::with_capacity(batch.len());
         let mut requests = Vec::with_capacity(batch.len());

@@ -309,7 +309,7 @@ impl Settings {
     /// `server.max_in_flight`, with 0 resolved to 256 per CPU core.
     pub fn max_in_flight(&self) -> usize {
         match self.server.max_in_flight {
-            0 => 256 * std::thread::available_parallelism().map_or(1, usize::from),
+            0 => 256 * cpu_cores(),
             n => n,
         }
     }
@@ -318,7 +318,7 @@ impl Settings {
     /// the HTTP workers already take one per core.
     pub fn amqp_threads(&self) -> usize {
         match self.amqp.threads {
-            0 => (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1),
+            0 => (cpu_cores() / 2).max(1),
             n => n,
         }
     }
@@ -327,4 +327,10 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).expect("settings always serialize")
     }
+}
+
+/// The CPU cores this process may run on (1 when that cannot be told): what
+/// the settings whose 0 means "per core" are counted in.
+fn cpu_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }

@@ -187,6 +187,7 @@ fn bad_values_name_their_key() {
             "0",
             "amqp.confirms_per_channel",
         ),
+        ("ENATE_BRIDGE__AMQP__THREADS", "1025", "amqp.threads"),
         ("ENATE_BRIDGE__SPOOL__MAX_BYTES", "0", "spool.max_bytes"),
         (
             "ENATE_BRIDGE__SERVER__BODY_TIMEOUT_SECS",
